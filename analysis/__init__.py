@@ -1,0 +1,1 @@
+"""Video geodesic analysis (METHOD §7): path construction, comparisons, verdict, plots."""

@@ -1,0 +1,1 @@
+"""Backbones: the diffusion models (and exact analytic stand-ins) that supply scores."""
