@@ -1,0 +1,152 @@
+"""Score estimators (METHOD §2): functions x (n, D) → s(x) (n, D) built on a backbone.
+
+* ``eps``: s(x) = −ε_θ(x, t_ν, c)/σ_{t_ν}; one network call per point; deterministic.
+* ``contrast``: s̃(x) = ½ (ε_θ(x_τ, τ, c_neg) − ε_θ(x_τ, τ, c)) with τ ~ U[t_ν − 100, t_ν + 100) and x_τ the point
+  transported with a fresh ε₀; two calls per point; stochastic. It follows p(x|c)/p(x|c_neg), scaled — not p.
+* ``exact``: the analytic backbone's closed-form score (also at noise level 0, where σ = 0).
+
+Stochastic estimators draw their noise from a generator re-seeded at every evaluation with the estimator's
+seed, so that every path of an analysis sees the same random draws for the same frame index (METHOD §7.3) and
+runs are reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from geovid.errors import InputError
+
+
+class ScoreEstimator:
+    """Base class: call with flat points (n, D); reshapes to the backbone's latent shape internally."""
+
+    name = "base"
+    calls_per_point = 1
+
+    def __init__(self, backbone: Any, t: int, cond: Any = "", seed: int = 0, max_batch: int = 64) -> None:
+        self.backbone = backbone
+        self.t = int(t)
+        self.cond = cond
+        self.seed = seed
+        self.max_batch = max_batch
+
+    @property
+    def network_calls(self) -> int:
+        return int(self.backbone.network_calls)
+
+    def _latent(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.backbone.latent_shape)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [self._score(x[i:i + self.max_batch], i) for i in range(0, x.shape[0], self.max_batch)]
+        out = torch.cat(outs) if len(outs) > 1 else outs[0]
+        return out.reshape(x.shape).to(x.dtype)
+
+    def _score(self, x: torch.Tensor, offset: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class EpsEstimator(ScoreEstimator):
+    """s(x) = −ε_θ(x, t_ν, c)/σ_{t_ν} (METHOD §2)."""
+
+    name = "eps"
+
+    def __init__(self, backbone: Any, t: int, cond: Any = "", seed: int = 0, max_batch: int = 64) -> None:
+        super().__init__(backbone, t, cond, seed, max_batch)
+        self.sigma = backbone.sigma(self.t)
+        if self.sigma <= 0:
+            raise InputError("the eps estimator needs a noise level above 0 (σ > 0); use the exact score")
+
+    def _score(self, x: torch.Tensor, offset: int) -> torch.Tensor:
+        e = self.backbone.eps(self._latent(x), self.t, self.cond)
+        return -e.reshape(x.shape[0], -1).to(x.dtype) / self.sigma
+
+
+class ContrastEstimator(ScoreEstimator):
+    """s̃(x) = ½ (ε(x_τ, τ, c_neg) − ε(x_τ, τ, c)) (METHOD §2); the reference's interpolation default."""
+
+    name = "contrast"
+    calls_per_point = 2
+
+    def __init__(self, backbone: Any, t: int, cond: Any = "", seed: int = 0, max_batch: int = 64,
+                 neg_cond: Any = None, tau_halfwidth: int = 100) -> None:
+        super().__init__(backbone, t, cond, seed, max_batch)
+        if neg_cond is None:
+            neg_cond = backbone.embed_prompt(getattr(backbone, "default_negative_prompt", ""))
+        self.neg_cond = neg_cond
+        self.tau_halfwidth = tau_halfwidth
+
+    def _score(self, x: torch.Tensor, offset: int) -> torch.Tensor:
+        n = x.shape[0]
+        bb = self.backbone
+        # One generator per evaluation, seeded by (seed, row offset): the same frame index gets the same draws.
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + offset)
+        lo = max(0, self.t - self.tau_halfwidth)
+        hi = min(bb.num_train_timesteps, self.t + self.tau_halfwidth)
+        tau = torch.randint(lo, hi, (n,), generator=gen)
+        e0 = torch.randn(x.shape, generator=gen, dtype=torch.float64).to(x.dtype)
+        a_t = bb.alpha_bar(self.t)
+        x0 = (x - math.sqrt(1 - a_t) * e0) / math.sqrt(a_t)
+        a_tau = bb.alphas_cumprod[tau].to(x.dtype)[:, None]
+        x_tau = a_tau.sqrt() * x0 + (1 - a_tau).sqrt() * e0
+        lat = self._latent(x_tau)
+        e_neg = bb.eps(lat, tau, self.neg_cond).reshape(n, -1)
+        e_pos = bb.eps(lat, tau, self.cond).reshape(n, -1)
+        return 0.5 * (e_neg - e_pos).to(x.dtype)
+
+
+class ExactEstimator(ScoreEstimator):
+    """Closed-form score of an analytic backbone (any t, including the clean data t = −1)."""
+
+    name = "exact"
+
+    def __init__(self, backbone: Any, t: int, cond: Any = "", seed: int = 0, max_batch: int = 4096) -> None:
+        if not hasattr(backbone, "score"):
+            raise InputError("the exact estimator needs an analytic backbone")
+        super().__init__(backbone, t, cond, seed, max_batch)
+
+    def _score(self, x: torch.Tensor, offset: int) -> torch.Tensor:
+        return self.backbone.score(x, self.t, self.cond).reshape(x.shape[0], -1)
+
+
+ESTIMATORS: dict[str, Callable[..., ScoreEstimator]] = {
+    "eps": EpsEstimator,
+    "contrast": ContrastEstimator,
+    "exact": ExactEstimator,
+}
+
+
+def make_estimator(name: str, backbone: Any, t: int, cond: Any = "", seed: int = 0, **kw: Any) -> ScoreEstimator:
+    """Build a score estimator by name (``eps``, ``contrast``, ``exact``)."""
+    if name not in ESTIMATORS:
+        raise InputError(f"unknown estimator {name!r}; choose from {', '.join(ESTIMATORS)}")
+    return ESTIMATORS[name](backbone, t, cond, seed=seed, **kw)
+
+
+class FunctionEstimator(ScoreEstimator):
+    """Wrap a plain function x (n, D) → s (n, D) (counts one call per point)."""
+
+    name = "function"
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.fn = fn
+        self.calls = 0
+        self.max_batch = 1 << 30
+        self.seed = 0
+
+    @property
+    def network_calls(self) -> int:
+        return self.calls
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += x.shape[0]
+        return self.fn(x)
+
+
+def zero_score(x: torch.Tensor) -> torch.Tensor:
+    """The score of a uniform density."""
+    return torch.zeros_like(x)
