@@ -9,6 +9,10 @@ Two solvers, chosen by name (``SOLVERS`` registry):
     points), back onto the sphere; a level ends early (the step is skipped) when mean ‖N s‖ < mean ‖N γ̈/(α‖γ̇‖²)‖.
     Every iteration is logged in ``result.schedule`` so that tests check the schedule itself.
 
+``energy``
+    For the score metric (used automatically when ``geovid`` is asked with it): L-BFGS on the discrete energy
+    of METHOD §4 with autograd gradients.
+
 ``geovid`` (default)
     geovid's own solver. All interior points move at once (one batched score call per iteration) with a
     semi-implicit step: the curvature term is treated implicitly through the path's discrete second-derivative
@@ -37,7 +41,7 @@ import numpy as np
 import torch
 
 from geovid.errors import InputError, SolverError
-from geovid.geometry.measures import log_density_profile, midpoint_log_density, residual_vectors  # noqa: F401
+from geovid.geometry.measures import log_density_profile, midpoint_log_density, residual_vectors
 from geovid.geometry.paths import Sphere, initial_path, slerp
 from geovid.progress import ProgressFn, null_progress
 
@@ -129,14 +133,16 @@ def _check_inputs(x0: torch.Tensor) -> None:
 def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere, *,
                  mode: str = "free", multilevel: bool = True, max_calls: int | None = None,
                  max_iters: int = 400, xtol: float = 1e-3, rtol: float = 1e-6, patience: int = 3,
-                 step: float = 1.0, step_max: float = 1e4, slack: float = 1.1,
+                 step: float = 1.0, step_max: float = 1e4, slack: float = 1.5, stall: int = 12, theta: float = 0.5,
                  progress: ProgressFn = null_progress, **_: Any) -> BVPResult:
     """geovid's default BVP solver (see the module docstring). x0: initial path (n, D), endpoints fixed.
 
-    Step control is on the residual itself: a trial step is accepted when it is finite and does not raise the
-    mean ‖r‖ by more than ``slack``; accepted steps double c, rejected ones divide it by 4. A level ends when
-    the largest displacement stays below ``xtol`` × spacing for ``patience`` iterations, or when the mean ‖r‖
-    times the path length falls below ``rtol``.
+    The explicit force step is bounded by c h̄² Lip(F) ≤ ``theta`` with Lip(F) a secant estimate from the last
+    accepted step. Step control is on the residual and the objective: a trial step is accepted when it is finite and either lowers the
+    objective or does not raise the mean ‖r‖ above ``slack`` × its current value; accepted steps double c, rejected ones divide it by
+    4. A level ends when the largest displacement stays below ``xtol`` × spacing for ``patience`` iterations,
+    when the mean ‖r‖ times the path length falls below ``rtol``, or when the best mean ‖r‖ has not improved
+    by 1 % for ``stall`` iterations (the noise floor of a stochastic estimator); the level's best path is kept.
     """
     _check_inputs(x0)
     if mode not in ("free", "normal"):
@@ -154,24 +160,28 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
     it_total = 0
     converged = False
 
-    def evaluate(xx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    def evaluate(xx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float, float]:
         si = counter(xx[1:-1])
         ss = torch.cat([s_ends[:1], si, s_ends[1:]])
         if not torch.all(torch.isfinite(ss)):
-            return ss, ss, ss, ss, math.inf
+            return ss, ss, ss, ss, math.inf, math.inf
         r, k, tang = residual_vectors(xx, si, metric, sphere, hvp_fn)
         mr = float(r.norm(dim=-1).mean())
-        return ss, r, k, tang, mr if math.isfinite(mr) else math.inf
+        fo = _objective(xx, ss, metric)
+        return ss, r, k, tang, (mr if math.isfinite(mr) else math.inf), (fo if math.isfinite(fo) else math.inf)
 
     for li, size in enumerate(sizes):
         last = li == len(sizes) - 1
         if x.shape[0] != size:
             x = _subdivide(x, sphere)
-        s, r, k, tang, mr = evaluate(x)
+        s, r, k, tang, mr, fo = evaluate(x)
         if not math.isfinite(mr):
             raise SolverError("the score is not finite on the initial path")
         c = step
+        lip = 0.0  # secant estimate of the force's Lipschitz constant (stability bound of the explicit part)
         quiet = 0
+        best = (mr, x, s, it_total)
+        best_f = (fo, it_total)
         level_tol = xtol if last else 4 * xtol
         level_converged = False
         while it_total < max_iters:
@@ -186,6 +196,8 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
             hbar2 = float(h.mean()) ** 2
             op = _second_derivative_matrix(h)
             accepted, disp = False, 0.0
+            if lip > 0:
+                c = min(c, theta / (hbar2 * lip))
             while True:
                 a = torch.eye(size - 2, dtype=x.dtype) - c * hbar2 * op[:, 1:-1]
                 rhs = x[1:-1] + c * hbar2 * (force + op[:, :1] * x[:1] + op[:, -1:] * x[-1:])
@@ -194,10 +206,19 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
                     d = d - (d * tang).sum(-1, keepdim=True) * tang
                 x_new = torch.cat([x[:1], sphere.project_points(x[1:-1] + d), x[-1:]])
                 trial = evaluate(x_new)
-                if math.isfinite(trial[4]) and trial[4] <= slack * mr:
+                # Accept a finite step that lowers the objective (log L̃ or log E) or keeps the residual within
+                # `slack` of its best: length descent alone can stall on coarse levels where the line-integral
+                # estimate of L̃ is crude, residual descent alone stalls in curvature flow.
+                ok_f = trial[5] < fo - 1e-12 * abs(fo) and trial[4] <= 3 * best[0]
+                if math.isfinite(trial[4]) and (ok_f or trial[4] <= slack * mr):
                     accepted = True
-                    disp = float((x_new[1:-1] - x[1:-1]).norm(dim=-1).max()) / math.sqrt(hbar2)
-                    x, (s, r, k, tang, mr) = x_new, trial
+                    dxn = (x_new[1:-1] - x[1:-1]).norm(dim=-1)
+                    disp = float(dxn.max()) / math.sqrt(hbar2)
+                    dfn = ((trial[1] - trial[2]) - force).norm(dim=-1)
+                    moved = dxn > 1e-12 * math.sqrt(hbar2)
+                    if bool(moved.any()):
+                        lip = float((dfn[moved] / dxn[moved]).max())
+                    x, (s, r, k, tang, mr, fo) = x_new, trial
                     c = min(c * 2, step_max)
                     break
                 c /= 4
@@ -216,14 +237,76 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
                                       "(check the noise level and alpha)")
                 level_converged = True  # no step reduces the residual any more
                 break
+            if accepted and mr < best[0]:
+                improved = mr < 0.99 * best[0]
+                best = (mr, x, s, it_total if improved else best[3])
+            if accepted and fo < best_f[0] - 1e-3 * max(1.0, abs(best_f[0])):
+                best_f = (fo, it_total)
             quiet = quiet + 1 if disp < level_tol else 0
             if quiet >= patience:
                 level_converged = True
                 break
+            if it_total - max(best[3], best_f[1]) >= stall:
+                level_converged = True  # the residual stopped improving: noise floor of the estimator
+                break
+        if best[0] < mr and best_f[1] <= best[3]:
+            mr, x, s = best[0], best[1], best[2]
         if last:
             converged = level_converged
+    progress("solve", it_total, it_total, {"|r|": history[-1]["mean_residual"] if history else math.nan,
+                                           "calls": counter.calls})
     return BVPResult(path=x, scores=s, iterations=it_total, network_calls=counter.calls, converged=converged,
                      solver="geovid", history=history, seconds=time.perf_counter() - t0)
+
+
+def solve_energy(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere, *,
+                 max_calls: int | None = None, max_iters: int = 400, gtol: float = 1e-7,
+                 progress: ProgressFn = null_progress, **_: Any) -> BVPResult:
+    """Energy formulation for the score metric (METHOD §4, §5 "free choices"): minimise the discrete energy
+    E = (n/2) Σ (‖Δx_i‖² + λ (s(m_i)·Δx_i)²) over the interior points with L-BFGS, gradients through autograd
+    (the score must be differentiable). On the sphere the points are parametrised as R·y/‖y‖.
+    """
+    _check_inputs(x0)
+    t0 = time.perf_counter()
+    counter = CountingScore(score_fn)
+    a, b = x0[:1].detach(), x0[-1:].detach()
+    y = x0[1:-1].detach().clone().requires_grad_(True)
+    n_seg = x0.shape[0] - 1
+    history: list[dict[str, Any]] = []
+
+    def path_of(yy: torch.Tensor) -> torch.Tensor:
+        return torch.cat([a, sphere.project_points(yy), b])
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        x = path_of(y)
+        dx = x[1:] - x[:-1]
+        s_mid = counter(0.5 * (x[1:] + x[:-1]))
+        e = (n_seg / 2.0) * ((dx * dx).sum(-1) + metric.lam * (s_mid * dx).sum(-1) ** 2).sum()
+        if not torch.isfinite(e):
+            raise SolverError("the energy became non-finite; check the noise level and lambda")
+        e.backward()
+        history.append({"iteration": len(history) + 1, "energy": float(e.detach()), "calls": counter.calls,
+                        "grad_norm": float(y.grad.norm()) if y.grad is not None else math.nan})
+        progress("solve", len(history), max_iters, {"E": float(e.detach()), "calls": counter.calls})
+        return e
+
+    opt = torch.optim.LBFGS([y], lr=1.0, max_iter=max_iters, tolerance_grad=gtol, tolerance_change=1e-12,
+                            history_size=20, line_search_fn="strong_wolfe")
+    with torch.enable_grad():
+        try:
+            opt.step(closure)
+        except RuntimeError as exc:
+            if "does not require grad" in str(exc) or "grad_fn" in str(exc):
+                raise SolverError("the score metric's energy solver needs a differentiable score "
+                                  "(autograd through the backbone)") from None
+            raise
+    x = path_of(y.detach()).detach()
+    scores = counter(x).detach()
+    converged = (bool(history) and history[-1]["grad_norm"] < 1e3 * gtol) or len(history) < max_iters
+    progress("solve", len(history), len(history), {"calls": counter.calls})
+    return BVPResult(path=x, scores=scores, iterations=len(history), network_calls=counter.calls,
+                     converged=converged, solver="energy", history=history, seconds=time.perf_counter() - t0)
 
 
 def _spline_derivatives(knots_t: np.ndarray, x: torch.Tensor, sphere: Sphere) -> tuple[torch.Tensor, torch.Tensor]:
@@ -315,7 +398,8 @@ def solve_reference(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sp
                      seconds=time.perf_counter() - t0)
 
 
-SOLVERS: dict[str, Callable[..., BVPResult]] = {"geovid": solve_geovid, "reference": solve_reference}
+SOLVERS: dict[str, Callable[..., BVPResult]] = {"geovid": solve_geovid, "reference": solve_reference,
+                                                 "energy": solve_energy}
 
 
 def solve_bvp(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere | None = None,
@@ -340,4 +424,8 @@ def solve_bvp(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere |
         sphere = Sphere.for_points(x0[[0, -1]])
     if seed is not None:
         torch.manual_seed(seed)
+    if solver == "geovid" and metric.name == "score":
+        # The score metric's force involves Hessian-vector products and is stiff for the semi-implicit
+        # residual iteration; its energy is smooth, so geovid minimises the energy directly.
+        solver = "energy"
     return SOLVERS[solver](x0, score_fn, metric, sphere, **options)

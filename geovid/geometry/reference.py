@@ -36,8 +36,8 @@ def dijkstra_geodesic(log_density: Callable[[np.ndarray], np.ndarray], start: tu
     # Align the lattice on the start point.
     ox = start[0] - math.floor((start[0] - xmin) / h) * h
     oy = start[1] - math.floor((start[1] - ymin) / h) * h
-    nx = int(math.floor((xmax - ox) / h)) + 1
-    ny = int(math.floor((ymax - oy) / h)) + 1
+    nx = math.floor((xmax - ox) / h) + 1
+    ny = math.floor((ymax - oy) / h) + 1
     gx = ox + h * np.arange(nx)
     gy = oy + h * np.arange(ny)
 
@@ -65,8 +65,8 @@ def dijkstra_geodesic(log_density: Callable[[np.ndarray], np.ndarray], start: tu
         cols += [dst, src]
         vals += [cost, cost]
     graph = csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nx * ny,) * 2)
-    s_idx = int(round((start[0] - ox) / h)) * ny + int(round((start[1] - oy) / h))
-    ei, ej = int(round((end[0] - ox) / h)), int(round((end[1] - oy) / h))
+    s_idx = round((start[0] - ox) / h) * ny + round((start[1] - oy) / h)
+    ei, ej = round((end[0] - ox) / h), round((end[1] - oy) / h)
     e_idx = ei * ny + ej
     dist, pred = dijkstra(graph, directed=False, indices=s_idx, return_predecessors=True)
     path = []

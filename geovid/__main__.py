@@ -1,0 +1,5 @@
+"""``python -m geovid`` runs the command line."""
+
+from geovid.cli import main
+
+main()

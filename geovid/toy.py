@@ -1,0 +1,193 @@
+"""The 2-D toy of the paper's Figure 1: a geodesic of a Gaussian-mixture density versus the straight segment.
+
+Here the density p is the mixture itself (noise level 0), so the exact score is used and the length
+∫ p(γ)^(−α) ‖dγ‖ is computed with the exact density (METHOD §3). The score metric (METHOD §4) is available too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from geovid.backbones.analytic import GaussianMixture
+from geovid.errors import InputError
+from geovid.geometry.bvp import solve_bvp
+from geovid.geometry.estimators import FunctionEstimator
+from geovid.geometry.measures import exact_length, path_measures
+from geovid.geometry.metrics import make_metric
+from geovid.geometry.paths import Sphere, initial_path
+from geovid.progress import ProgressFn, null_progress
+
+
+def default_density() -> GaussianMixture:
+    """Seven Gaussians along an upper half-ring of radius 3: the straight segment between its ends crosses an
+    empty gap, the geodesic follows the ring (a picture like the paper's Figure 1)."""
+    ang = torch.linspace(0, math.pi, 7, dtype=torch.float64)
+    means = torch.stack([3 * torch.cos(ang), 3 * torch.sin(ang)], 1)
+    return GaussianMixture(torch.ones(7, dtype=torch.float64), means,
+                           (0.5 * torch.eye(2, dtype=torch.float64)).repeat(7, 1, 1))
+
+
+DEFAULT_START = (3.0, 0.0)
+DEFAULT_END = (-3.0, 0.0)
+
+
+@dataclass
+class ToyConfig:
+    """Options of ``geovid toy``."""
+
+    density: GaussianMixture = field(default_factory=default_density)
+    start: tuple[float, float] = DEFAULT_START
+    end: tuple[float, float] = DEFAULT_END
+    alpha: float = 1.0
+    """Exponent of the density metric w = p^(−α) (the paper uses α = 1 for this figure)."""
+    metric: str = "density"
+    lam: float = 10.0
+    """λ of the score metric G = I + λ s sᵀ."""
+    solver: str = "geovid"
+    points: int = 65
+    """Points on the path, endpoints included (the reference solver always returns 17)."""
+    max_calls: int | None = None
+
+
+def sane_box(density: GaussianMixture, margin: float = 5.0) -> tuple[float, float, float, float]:
+    """The box of the means expanded by ``margin`` standard deviations: where p^(−α) stays representable."""
+    covs = density.covs if not density.diagonal else torch.diag_embed(density.covs)
+    std = float(torch.linalg.eigvalsh(covs).max().sqrt())
+    lo = density.means.min(0).values - margin * std
+    hi = density.means.max(0).values + margin * std
+    return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
+
+
+def _check_point(name: str, p: tuple[float, float], box: tuple[float, float, float, float]) -> None:
+    if len(p) != 2 or not all(math.isfinite(v) for v in p):
+        raise InputError(f"{name} must be two finite numbers X,Y")
+    x0, x1, y0, y1 = box
+    if not (x0 <= p[0] <= x1 and y0 <= p[1] <= y1):
+        raise InputError(f"{name} ({p[0]:g}, {p[1]:g}) is outside the density's sane range "
+                         f"[{x0:.3g}, {x1:.3g}] × [{y0:.3g}, {y1:.3g}] (5 standard deviations around the means)")
+
+
+def run_toy(cfg: ToyConfig, progress: ProgressFn = null_progress) -> dict[str, Any]:
+    """Solve the toy BVP and return the JSON-ready result (points, lengths, calls, iterations, profiles)."""
+    dens = cfg.density
+    if dens.dim != 2:
+        raise InputError(f"the toy density must be 2-D, got dimension {dens.dim}")
+    box = sane_box(dens)
+    _check_point("start", cfg.start, box)
+    _check_point("end", cfg.end, box)
+    if cfg.points < 5:
+        raise InputError("--points must be at least 5")
+    metric = make_metric(cfg.metric, alpha=cfg.alpha, lam=cfg.lam)
+    a = torch.tensor(cfg.start, dtype=torch.float64)
+    b = torch.tensor(cfg.end, dtype=torch.float64)
+    if torch.allclose(a, b):
+        raise InputError("start and end are the same point")
+    sphere = Sphere(None)  # the toy lives in the plane: no sphere constraint
+    est = FunctionEstimator(dens.score)
+    x0 = initial_path(a, b, cfg.points, sphere)
+    res = solve_bvp(x0, est, metric, sphere, solver=cfg.solver, max_calls=cfg.max_calls, progress=progress)
+    path = res.path
+    logp = dens.log_prob
+    pm = path_measures(path, dens.score(path), metric, sphere, score_fn=dens.score)
+    straight = initial_path(a, b, path.shape[0], sphere)
+    out: dict[str, Any] = {
+        "points": path.tolist(),
+        "length": exact_length(path, logp, cfg.alpha),
+        "straight_length": exact_length(straight, logp, cfg.alpha),
+        "network_calls": res.network_calls,
+        "iterations": res.iterations,
+        "converged": res.converged,
+        "solver": res.solver,
+        "metric": cfg.metric,
+        "alpha": cfg.alpha,
+        "lambda": cfg.lam if cfg.metric == "score" else None,
+        "start": list(cfg.start),
+        "end": list(cfg.end),
+        "mean_residual": pm.mean_residual,
+        "log_density_geodesic": logp(path).tolist(),
+        "log_density_straight": logp(straight).tolist(),
+        "density": dens.to_dict(),
+        "seconds": res.seconds,
+    }
+    if cfg.metric == "score":
+        from geovid.geometry.metrics import ScoreMetric
+
+        sm: ScoreMetric = metric  # type: ignore[assignment]
+        out["energy"] = _score_energy(path, dens, sm.lam)
+        out["straight_energy"] = _score_energy(straight, dens, sm.lam)
+    return out
+
+
+def _score_energy(x: torch.Tensor, dens: GaussianMixture, lam: float, sub: int = 16) -> float:
+    """E = ½ ∫ γ̇ᵀ(I + λ s sᵀ)γ̇ dt for the polyline at constant speed per segment, fine quadrature."""
+    n = x.shape[0] - 1
+    u = (torch.arange(sub, dtype=x.dtype) + 0.5) / sub
+    a, b = x[:-1], x[1:]
+    pts = a[:, None] + u[None, :, None] * (b - a)[:, None]
+    s = dens.score(pts.reshape(-1, 2)).reshape(pts.shape)
+    v = (b - a) * n  # t ∈ [0, 1], each segment takes 1/n
+    q = (v * v).sum(-1)[:, None] + lam * ((s * v[:, None]).sum(-1)) ** 2
+    return float(0.5 * q.mean(1).sum() / n)
+
+
+def plot_toy(result: dict[str, Any], out: Path) -> Path:
+    """Two panels: density contours with score arrows, straight segment and geodesic; p along both paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    dens = GaussianMixture.from_dict(result["density"])
+    path = np.array(result["points"])
+    a, b = np.array(result["start"]), np.array(result["end"])
+    allpts = np.vstack([path, dens.means.numpy()])
+    lo, hi = allpts.min(0) - 1.5, allpts.max(0) + 1.5
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    grid = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1))
+    logp = dens.log_prob(grid).numpy().reshape(gx.shape)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1.2, 1]})
+    levels = np.linspace(max(logp.max() - 12, logp.min()), logp.max(), 25)
+    cs = ax.contourf(gx, gy, logp, levels=levels, cmap="viridis", extend="min")
+    fig.colorbar(cs, ax=ax, label="log p")
+    qx, qy = np.meshgrid(np.linspace(lo[0], hi[0], 18), np.linspace(lo[1], hi[1], 14))
+    qs = dens.score(torch.from_numpy(np.stack([qx.ravel(), qy.ravel()], 1))).numpy()
+    qn = np.linalg.norm(qs, axis=1, keepdims=True).clip(1e-12)
+    ax.quiver(qx.ravel(), qy.ravel(), *(qs / qn).T, color="white", alpha=0.45, scale=35, width=0.003)
+    ax.plot(*np.stack([a, b]).T, "--", color="white", lw=2, label=f"straight  L = {result['straight_length']:.4g}")
+    ax.plot(path[:, 0], path[:, 1], "-", color="#e8590c", lw=3, label=f"geodesic  L = {result['length']:.4g}")
+    ax.plot(*a, "o", color="white", ms=8, mec="k")
+    ax.plot(*b, "s", color="white", ms=8, mec="k")
+    ax.set_aspect("equal")
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    metric = result["metric"]
+    ttl = f"α = {result['alpha']:g}" if metric == "density" else f"λ = {result['lambda']:g}"
+    ax.set_title(f"{metric} metric, {ttl}: geodesic vs straight segment")
+    ax.legend(loc="lower center", fontsize=9, framealpha=0.85)
+
+    def arc(p: np.ndarray) -> np.ndarray:
+        c = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))])
+        return c / c[-1]
+
+    straight = np.linspace(0, 1, len(result["log_density_straight"]))[:, None] * (b - a) + a
+    ax2.semilogy(arc(straight), np.exp(result["log_density_straight"]), "--", color="#495057", lw=2, label="straight")
+    ax2.semilogy(arc(path), np.exp(result["log_density_geodesic"]), "-", color="#e8590c", lw=2.5, label="geodesic")
+    ax2.set_xlabel("normalised arc length")
+    ax2.set_ylabel("p along the path")
+    ax2.set_title("density along the paths")
+    ax2.grid(alpha=0.3, which="both")
+    ax2.legend()
+    calls = result["network_calls"]
+    fig.suptitle(f"geovid toy — solver {result['solver']}, {calls} score calls, {result['iterations']} iterations",
+                 fontsize=11)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
