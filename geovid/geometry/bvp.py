@@ -46,6 +46,7 @@ from geovid.geometry.paths import Sphere, initial_path, slerp
 from geovid.progress import ProgressFn, null_progress
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+Monitor = Callable[[torch.Tensor, int], None]  # called with (current path, network calls so far)
 
 
 class CountingScore:
@@ -134,7 +135,7 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
                  mode: str = "free", multilevel: bool = True, max_calls: int | None = None,
                  max_iters: int = 400, xtol: float = 1e-3, rtol: float = 1e-6, patience: int = 3,
                  step: float = 1.0, step_max: float = 1e4, slack: float = 1.5, stall: int = 12, theta: float = 0.5,
-                 progress: ProgressFn = null_progress, **_: Any) -> BVPResult:
+                 progress: ProgressFn = null_progress, monitor: Monitor | None = None, **_: Any) -> BVPResult:
     """geovid's default BVP solver (see the module docstring). x0: initial path (n, D), endpoints fixed.
 
     The explicit force step is bounded by c h̄² Lip(F) ≤ ``theta`` with Lip(F) a secant estimate from the last
@@ -225,6 +226,8 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
                 if c < 1e-10 or (max_calls is not None and counter.calls + (size - 2) > max_calls):
                     break
             it_total += 1
+            if monitor is not None and accepted:
+                monitor(x, counter.calls)
             rn = r.norm(dim=-1)
             rec = {"iteration": it_total, "level": li, "points": size, "mean_residual": float(rn.mean()),
                    "max_residual": float(rn.max()), "calls": counter.calls, "step": c, "accepted": accepted,
@@ -331,7 +334,8 @@ def _spline_derivatives(knots_t: np.ndarray, x: torch.Tensor, sphere: Sphere) ->
 
 def solve_reference(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere, *,
                     levels: tuple[int, ...] = (1, 3, 7, 15), iters_per_level: int = 100, eta0: float = 0.1,
-                    progress: ProgressFn = null_progress, max_calls: int | None = None, **_: Any) -> BVPResult:
+                    progress: ProgressFn = null_progress, max_calls: int | None = None,
+                    monitor: Monitor | None = None, **_: Any) -> BVPResult:
     """The published schedule of METHOD §5 (density metric only). x0 gives the endpoints (and is otherwise unused:
     the reference always starts from the slerp/lerp between them)."""
     _check_inputs(x0)
@@ -391,6 +395,8 @@ def solve_reference(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sp
             if skipped:
                 break
             ctrl = sphere.project_points(ctrl + eta * rt)
+            if monitor is not None:
+                monitor(torch.cat([a_end[None], ctrl, b_end[None]]), counter.calls)
     path = torch.cat([a_end[None], ctrl, b_end[None]])
     scores = counter(path)
     return BVPResult(path=path, scores=scores, iterations=len(schedule), network_calls=counter.calls,

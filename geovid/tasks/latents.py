@@ -1,0 +1,130 @@
+"""Images ↔ points of the geodesic space at noise level ν (METHOD §1), shared by every task.
+
+``images_to_points``: fit to the model resolution → encode (z₀) → DDIM inversion to t_ν → flat float64 points.
+``points_to_images``: DDIM denoising t_ν → 0 → decode → uint8 RGB.
+``make_score``: the score estimator of METHOD §2 for a task's options.
+
+Inversions are cached on disk by content hash (image bytes, model, ν, prompt, guidance, steps) under
+``$GEOVID_CACHE_DIR/inversions`` (default ``~/.cache/geovid``), so that rerunning an analysis, resuming a run
+or interpolating from the same image does not pay for DDIM inversion twice. ``GEOVID_NO_CACHE=1`` disables it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from geovid.errors import InputError
+
+
+def cache_root() -> Path:
+    env = os.environ.get("GEOVID_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "geovid"
+
+
+@dataclass
+class Encoded:
+    """Points of the geodesic space for a set of images."""
+
+    points: torch.Tensor  # (N, D) float64, at level t
+    z0: torch.Tensor  # (N, C, h, w) clean latents
+    t: int  # timestep t_ν
+    images: np.ndarray  # (N, H, W, 3) uint8, the model-resolution inputs actually used
+
+
+def _key(images: np.ndarray, backbone: Any, nu: float, prompt: str, guidance: float, steps: int) -> str:
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(images).tobytes())
+    h.update(repr((images.shape, str(getattr(backbone, "name", "")), str(getattr(backbone, "dtype", "")),
+                   float(nu), prompt, float(guidance), int(steps))).encode())
+    return h.hexdigest()
+
+
+def fit_images(backbone: Any, images: np.ndarray, policy: str = "center-crop") -> np.ndarray:
+    """Crop/resize uint8 frames (N, H, W, 3) to the backbone's resolution (docs/media.md policy)."""
+    from geovid.media.images import fit_to_resolution
+
+    res = getattr(backbone, "resolution", None)
+    if res is None:
+        return images
+    return np.stack([fit_to_resolution(im, res, policy=policy) for im in images])  # type: ignore[arg-type]
+
+
+def images_to_points(backbone: Any, images: np.ndarray, nu: float, prompt: str = "", guidance: float = 1.0,
+                     steps: int = 50, policy: str = "center-crop", cache: bool = True,
+                     progress: Callable[[int, int], None] | None = None) -> Encoded:
+    """Encode and invert images to level ν (METHOD §1). Returns float64 points (N, D).
+
+    Args:
+        backbone: a Backbone.
+        images: uint8 (N, H, W, 3) RGB; resized/cropped to the model resolution.
+        nu: noise level in [0, 1]; t_ν per METHOD §1.
+        prompt: text condition used for the inversion (reference: the empty prompt).
+        guidance: classifier-free guidance scale of the inversion (reference: 1).
+        steps: DDIM inference steps of the schedule.
+    """
+    if not 0.0 < nu <= 1.0:
+        raise InputError(f"--noise-level must be in (0, 1], got {nu}")
+    from geovid.media.images import to_tensor
+
+    fitted = fit_images(backbone, images, policy)
+    t = backbone.noise_level_to_timestep(nu, steps)
+    path = cache_root() / "inversions" / f"{_key(fitted, backbone, nu, prompt, guidance, steps)}.pt"
+    use_cache = cache and os.environ.get("GEOVID_NO_CACHE") != "1"
+    if use_cache and path.exists():
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+            return Encoded(points=data["points"], z0=data["z0"], t=int(data["t"]), images=fitted)
+        except Exception:  # a damaged cache entry is recomputed
+            pass
+    x = to_tensor(fitted).to(torch.float32)
+    z0 = backbone.encode(x)
+    cond = backbone.embed_prompt(prompt)
+    xt = backbone.invert(z0, t, cond, guidance=guidance, num_inference_steps=steps, progress=progress)
+    points = xt.reshape(xt.shape[0], -1).to(torch.float64).cpu()
+    enc = Encoded(points=points, z0=z0.detach().cpu(), t=t, images=fitted)
+    if use_cache:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            torch.save({"points": enc.points, "z0": enc.z0, "t": t}, tmp)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    return enc
+
+
+def points_to_images(backbone: Any, points: torch.Tensor, t: int, prompt: str = "", guidance: float = 1.0,
+                     steps: int = 50, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Denoise points from level t back to images (METHOD §1): uint8 (N, H, W, 3)."""
+    from geovid.media.images import from_tensor
+
+    lat = points.reshape(points.shape[0], *backbone.latent_shape).to(torch.float32)
+    cond = backbone.embed_prompt(prompt)
+    z0 = backbone.denoise(lat, t, cond, guidance=guidance, num_inference_steps=steps, progress=progress)
+    return from_tensor(backbone.decode(z0).cpu())
+
+
+def make_score(backbone: Any, estimator: str, t: int, prompt: str = "", seed: int = 0,
+               negative_prompt: str | None = None) -> Any:
+    """The score estimator of METHOD §2 for a task (``eps`` or ``contrast``)."""
+    from geovid.geometry.estimators import make_estimator
+
+    cond = backbone.embed_prompt(prompt)
+    kw: dict[str, Any] = {}
+    if estimator == "contrast":
+        neg = negative_prompt if negative_prompt is not None else getattr(backbone, "default_negative_prompt", "")
+        kw["neg_cond"] = backbone.embed_prompt(neg)
+    return make_estimator(estimator, backbone, t, cond, seed=seed, **kw)
+
+
+def default_alpha(estimator: str) -> float:
+    """Default α of the density metric per estimator (METHOD §3): see docs/method-notes.md."""
+    return {"eps": 1.0, "contrast": 0.002}.get(estimator, 1.0)
