@@ -32,6 +32,28 @@ def default_density() -> GaussianMixture:
                            (0.5 * torch.eye(2, dtype=torch.float64)).repeat(7, 1, 1))
 
 
+def _gmm(weights: list[float], means: list[list[float]], covs: list[list[list[float]]]) -> GaussianMixture:
+    return GaussianMixture(torch.tensor(weights, dtype=torch.float64), torch.tensor(means, dtype=torch.float64),
+                           torch.tensor(covs, dtype=torch.float64))
+
+
+def example_problems() -> dict[str, tuple[GaussianMixture, tuple[float, float], tuple[float, float], float,
+                                         tuple[float, float, float, float]]]:
+    """Named 2-D problems (density, start, end, α, grid bounds) used by the tests and the accuracy benchmark.
+
+    ``ring-gap`` forces the geodesic around an empty gap (the default toy); ``bump-aside`` bends the path towards
+    a broad bump; ``anisotropic`` has correlated, unequal components.
+    """
+    return {
+        "ring-gap": (default_density(), (3.0, 0.0), (-3.0, 0.0), 1.0, (-4.5, 4.5, -1.5, 4.5)),
+        "bump-aside": (_gmm([1, 1], [[0, 1.5], [0, -3]], [[[2, 0], [0, 2]], [[1, 0], [0, 1]]]),
+                       (-2.5, 0.0), (2.5, 0.0), 1.0, (-3.5, 3.5, -2.0, 3.0)),
+        "anisotropic": (_gmm([2, 1, 1], [[0, 0], [2, 2], [-2, 1.5]],
+                             [[[1.5, 0.6], [0.6, 0.5]], [[0.4, 0], [0, 0.4]], [[0.6, -0.2], [-0.2, 0.3]]]),
+                        (-2.0, 1.5), (2.0, 2.0), 1.0, (-3.5, 3.5, -1.5, 3.5)),
+    }
+
+
 DEFAULT_START = (3.0, 0.0)
 DEFAULT_END = (-3.0, 0.0)
 

@@ -16,7 +16,7 @@ from geovid.geometry.measures import exact_length, log_density_profile, path_mea
 from geovid.geometry.metrics import DensityMetric, ScoreMetric
 from geovid.geometry.paths import Sphere, curvature_vectors, initial_path, slerp
 from geovid.geometry.reference import dijkstra_geodesic
-from geovid.toy import default_density
+from geovid.toy import example_problems
 
 F64 = torch.float64
 
@@ -25,21 +25,9 @@ def t(*v: float) -> torch.Tensor:
     return torch.tensor(v, dtype=F64)
 
 
-def gmm(weights, means, covs) -> GaussianMixture:
-    return GaussianMixture(torch.tensor(weights, dtype=F64), torch.tensor(means, dtype=F64),
-                           torch.tensor(covs, dtype=F64))
-
-
-# Three 2-D densities: (mixture, start, end, alpha, grid bounds). The first forces the geodesic around an
-# empty gap (the straight segment crosses p ≈ 4e-5 while the ring keeps p ≈ 0.05).
-DENSITIES = {
-    "ring-gap": (default_density(), (3.0, 0.0), (-3.0, 0.0), 1.0, (-4.5, 4.5, -1.5, 4.5)),
-    "bump-aside": (gmm([1, 1], [[0, 1.5], [0, -3]], [[[2, 0], [0, 2]], [[1, 0], [0, 1]]]),
-                   (-2.5, 0.0), (2.5, 0.0), 1.0, (-3.5, 3.5, -2.0, 3.0)),
-    "anisotropic": (gmm([2, 1, 1], [[0, 0], [2, 2], [-2, 1.5]],
-                        [[[1.5, 0.6], [0.6, 0.5]], [[0.4, 0], [0, 0.4]], [[0.6, -0.2], [-0.2, 0.3]]]),
-                    (-2.0, 1.5), (2.0, 2.0), 1.0, (-3.5, 3.5, -1.5, 3.5)),
-}
+# Three 2-D problems: (mixture, start, end, alpha, grid bounds). "ring-gap" forces the geodesic around an empty
+# gap (the straight segment crosses p ≈ 4e-5 while the ring keeps p ≈ 0.05).
+DENSITIES = example_problems()
 
 
 @pytest.mark.parametrize("name", list(DENSITIES))
