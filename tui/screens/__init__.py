@@ -1,0 +1,1 @@
+"""Screens of the geovid TUI: runs table, one run, compare, new job / job progress, help."""
