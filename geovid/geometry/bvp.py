@@ -135,13 +135,15 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
                  mode: str = "free", multilevel: bool = True, max_calls: int | None = None,
                  max_iters: int = 400, xtol: float = 1e-3, rtol: float = 1e-6, patience: int = 3,
                  step: float = 1.0, step_max: float = 1e4, slack: float = 1.5, stall: int = 12, theta: float = 0.5,
+                 coarse_factor: float = 64.0,
                  progress: ProgressFn = null_progress, monitor: Monitor | None = None, **_: Any) -> BVPResult:
     """geovid's default BVP solver (see the module docstring). x0: initial path (n, D), endpoints fixed.
 
     The explicit force step is bounded by c h̄² Lip(F) ≤ ``theta`` with Lip(F) a secant estimate from the last
     accepted step. Step control is on the residual and the objective: a trial step is accepted when it is finite and either lowers the
     objective or does not raise the mean ‖r‖ above ``slack`` × its current value; accepted steps double c, rejected ones divide it by
-    4. A level ends when the largest displacement stays below ``xtol`` × spacing for ``patience`` iterations,
+    4. A level ends when the largest displacement stays below ``xtol`` × spacing (``coarse_factor`` × ``xtol`` on
+    the coarse warm-start levels) for ``patience`` iterations,
     when the mean ‖r‖ times the path length falls below ``rtol``, or when the best mean ‖r‖ has not improved
     by 1 % for ``stall`` iterations (the noise floor of a stochastic estimator); the level's best path is kept.
     """
@@ -183,7 +185,7 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
         quiet = 0
         best = (mr, x, s, it_total)
         best_f = (fo, it_total)
-        level_tol = xtol if last else 4 * xtol
+        level_tol = xtol if last else coarse_factor * xtol
         level_converged = False
         while it_total < max_iters:
             if max_calls is not None and counter.calls + (size - 2) > max_calls:

@@ -67,7 +67,7 @@ def test_zero_score_gives_straight_line_without_sphere() -> None:
     sphere = Sphere(None)
     a, b = torch.zeros(5, dtype=F64), torch.arange(5, dtype=F64)
     est = FunctionEstimator(zero_score)
-    res = solve_bvp(_wiggly(a, b, 17, sphere, amp=1.0), est, DensityMetric(1.0), sphere)
+    res = solve_bvp(_wiggly(a, b, 17, sphere, amp=1.0), est, DensityMetric(1.0), sphere, xtol=1e-9)
     # Distance of every point to the segment a–b.
     u = (b - a) / (b - a).norm()
     off = (res.path - a) - ((res.path - a) @ u)[:, None] * u
@@ -82,7 +82,7 @@ def test_zero_score_gives_great_circle_on_sphere() -> None:
     sphere = Sphere(5.0)
     a, b = sphere.project_points(a[None])[0], sphere.project_points(b[None])[0]
     est = FunctionEstimator(zero_score)
-    res = solve_bvp(_wiggly(a, b, 17, sphere, amp=0.8), est, DensityMetric(1.0), sphere)
+    res = solve_bvp(_wiggly(a, b, 17, sphere, amp=0.8), est, DensityMetric(1.0), sphere, xtol=1e-9)
     # Great circle: every point in span(a, b) and on the sphere.
     q, _ = torch.linalg.qr(torch.stack([a, b], 1))
     off = res.path - (res.path @ q) @ q.T
