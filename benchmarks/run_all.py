@@ -1,6 +1,6 @@
 """Run every benchmark (or the named ones) and assemble docs/benchmarks.md.
 
-Usage: python -m benchmarks.run_all [bvp_efficiency accuracy decoding end_to_end gpu] [--quick]
+Usage: python -m benchmarks.run_all [bvp_efficiency accuracy decoding end_to_end gpu] [--quick] [--assemble-only]
 
 Each benchmark writes benchmarks/results/<name>.md; this script adds the machine, date and command.
 """
@@ -48,6 +48,8 @@ def machine() -> str:
 def main(argv: list[str]) -> None:
     quick = "--quick" in argv
     names = [a for a in argv if not a.startswith("--")] or list(SECTIONS)
+    if "--assemble-only" in argv:
+        names = []
     for name in names:
         extra = ["--quick"] if quick and name == "bvp_efficiency" else []
         print(f"== {name}", flush=True)

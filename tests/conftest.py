@@ -14,3 +14,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords and not slow_ok:
             item.add_marker(pytest.mark.skip(reason="slow; set GEOVID_SLOW=1"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random-weight Stable-Diffusion folder, built once per session (end-to-end tests without weights)."""
+    from geovid.model.architecture import TINY, build_random_pipeline
+
+    return build_random_pipeline(str(tmp_path_factory.mktemp("tiny-sd") / "model"), TINY, seed=0)
+
+
+@pytest.fixture(scope="session")
+def analysis_model(request: pytest.FixtureRequest) -> str | None:
+    """The model end-to-end analysis tests use: the bundled one (``None``) when it is installed, else the tiny one."""
+    from geovid.backbones.loader import bundled_model_path
+
+    if (bundled_model_path() / "model_index.json").is_file():
+        return None
+    return request.getfixturevalue("tiny_sd_model")

@@ -40,7 +40,10 @@ def _root(
 
 
 # Command modules register themselves on `app` when imported.
+from geovid.cli import analyze as _analyze  # noqa: E402,F401
 from geovid.cli import demo as _demo  # noqa: E402,F401
+from geovid.cli import interpolate as _interpolate  # noqa: E402,F401
+from geovid.cli import model as _model  # noqa: E402,F401
 from geovid.cli import toy as _toy  # noqa: E402,F401
 from geovid.cli import tui_cmd as _tui_cmd  # noqa: E402,F401
 from geovid.cli import world as _world  # noqa: E402,F401

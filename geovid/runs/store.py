@@ -405,6 +405,9 @@ class Run:
         A path ending in ``/`` must be a non-empty folder (e.g. ``"frames/"``).
         """
         wanted = [*REQUIRED_FILES.get(self.kind, ()), *self._expected, *(os.fspath(p) for p in required)]
+        if (self.manifest.get("config") or {}).get("decode_optimised") is False:
+            # `geovid analyze --no-decode-optimised` makes no optimised/ frames (issue #4).
+            wanted = [w for w in wanted if w != "optimised/"]
         missing = []
         for rel in dict.fromkeys(wanted):
             target = self.path / rel

@@ -128,3 +128,57 @@ def make_score(backbone: Any, estimator: str, t: int, prompt: str = "", seed: in
 def default_alpha(estimator: str) -> float:
     """Default α of the density metric per estimator (METHOD §3): see docs/method-notes.md."""
     return {"eps": 1.0, "contrast": 0.002}.get(estimator, 1.0)
+
+
+def denoise_timesteps(t: int, steps: int) -> list[int]:
+    """``steps`` descending DDIM timesteps from t to 1, evenly spaced (then one last step to the clean latent).
+
+    With ``steps = 30`` and t = 581 this is exactly the 50-step SD2 grid below t (581, 561, …, 1), i.e. what
+    :meth:`DDIMMixin.denoise` does; fewer steps trade fidelity for speed (interpolation frames on a CPU).
+    """
+    if steps < 1:
+        raise InputError(f"decode steps must be at least 1, got {steps}")
+    if t < 1:
+        return [int(t)]
+    return sorted({int(v) for v in np.round(np.linspace(t, 1, min(steps, t)))}, reverse=True)
+
+
+def decode_points(backbone: Any, points: torch.Tensor, t: int, cond: Any, steps: int | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Denoise points at level t to images (METHOD §1) with DDIM (η = 0) over ``steps`` evenly spaced steps.
+
+    Args:
+        backbone: a Backbone with ``eps``, ``alpha_bar`` and ``decode``.
+        points: (N, D) points (any float dtype).
+        t: their timestep t_ν.
+        cond: a prompt embedding with 1 row (shared) or N rows (one condition per point, e.g. prompt embeddings
+            blended along an interpolation path).
+        steps: DDIM steps from t down to the clean latent; ``None``: the 50-step grid (as
+            :func:`points_to_images`).
+        progress: ``progress(done, total)`` per DDIM step.
+
+    Returns:
+        uint8 images (N, H, W, 3).
+    """
+    from geovid.media.images import from_tensor
+
+    if steps is None:
+        seq = sorted((int(v) for v in backbone.timesteps(50) if int(v) <= int(t)), reverse=True)
+    else:
+        seq = denoise_timesteps(int(t), int(steps))
+    x = points.reshape(points.shape[0], *backbone.latent_shape).to(torch.float32)
+    with torch.no_grad():
+        for i, ti in enumerate(seq):
+            nxt = seq[i + 1] if i + 1 < len(seq) else -1
+            e = backbone.eps(x, ti, cond)
+            a_from, a_to = backbone.alpha_bar(ti), backbone.alpha_bar(nxt)
+            x = (x - (1 - a_from) ** 0.5 * e) / a_from**0.5 * a_to**0.5 + (1 - a_to) ** 0.5 * e
+            if progress:
+                progress(i + 1, len(seq))
+        return from_tensor(backbone.decode(x).cpu())
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 images (inf when identical)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * float(np.log10(255.0**2 / mse))

@@ -1,0 +1,127 @@
+"""``geovid analyze``: does a clip trace a geodesic of the image model's density? (METHOD §7)
+
+Thin: parse the options into :class:`analysis.run.AnalysisConfig`, call :func:`analysis.run.run_batch` with a
+Rich progress display, print the per-path numbers, the three tests, the excess and the verdict.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from geovid.cli import app
+from geovid.cli.common import DtypeOpt, ModelOpt, NameOpt, QuietOpt, RichProgress, SeedOpt, user_errors
+
+
+@app.command()
+def analyze(
+    clips: Annotated[list[Path], typer.Argument(help="Video files (mp4, avi, webm, mkv, mov, ...); one run each.",
+                                                show_default=False)],
+    frames: Annotated[int | None, typer.Option("--frames", "-n", help="Frames spread uniformly over the clip "
+                                               "(at least 3; default 16, or every frame at --stride).",
+                                               show_default=False)] = None,
+    stride: Annotated[int | None, typer.Option("--stride", help="Take every K-th frame.")] = None,
+    start: Annotated[float | None, typer.Option("--start", help="Start of the time range, seconds.")] = None,
+    end: Annotated[float | None, typer.Option("--end", help="End of the time range, seconds.")] = None,
+    noise_level: Annotated[float, typer.Option("--noise-level", help="Noise level ν in (0, 1] (METHOD §1).")] = 0.6,
+    alpha: Annotated[float | None, typer.Option("--alpha", help="α of the density metric p^-α (default: 1 for "
+                                                "eps, 0.002 for contrast).", show_default=False)] = None,
+    metric: Annotated[str, typer.Option("--metric", help="density (p^-α, METHOD §3) or score (I + λssᵀ, §4).")]
+    = "density",
+    estimator: Annotated[str, typer.Option("--estimator", help="Score estimator: eps (default) or contrast "
+                                           "(METHOD §2).")] = "eps",
+    prompt: Annotated[str, typer.Option("--prompt", help="Text condition (default: unconditional).")] = "",
+    model: ModelOpt = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda or mps (default: cuda if present).",
+                                               show_default=False)] = None,
+    dtype: DtypeOpt = "fp32",
+    seed: SeedOpt = 0,
+    out: Annotated[Path, typer.Option("--out", help="Runs directory; each run gets its own sub-folder.")]
+    = Path("runs"),
+    name: NameOpt = None,
+    decode_optimised: Annotated[bool, typer.Option("--decode-optimised/--no-decode-optimised",
+                                                   help="Decode the optimised path to images (optimised/, "
+                                                   "strip.png).")] = True,
+    max_calls: Annotated[int | None, typer.Option("--max-calls", help="Network-call budget of the solver "
+                                                  "(default 40 × frames).", show_default=False)] = None,
+    delta: Annotated[float, typer.Option("--delta", help="Perturbation size δ as a fraction of the median "
+                                         "step.")] = 0.5,
+    smooth_sigma: Annotated[float, typer.Option("--smooth-sigma", help="Smoothing width σ in frames.")] = 1.0,
+    steps: Annotated[int, typer.Option("--steps", help="DDIM steps of the inversion schedule (t_ν lies on its "
+                                       "grid).")] = 50,
+    decode_steps: Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps when decoding the "
+                                                     "optimised path (default: the inversion's).",
+                                                     show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish the interrupted run of the same clip and "
+                                         "options (the one given by --name, else the newest).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each run's summary.json instead of the "
+                                          "table.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Measure how close a clip is to a geodesic of the image model's density (METHOD §7).
+
+    Encodes the chosen frames, inverts them to noise level ν (the video path), optimises that path with
+    fixed endpoints, perturbs and smooths it, compares all with the straight line, and writes a run folder
+    (summary.json with tests (i)-(iii), geodesic excess and verdict; per_frame.csv/.parquet; plots/;
+    frames/; optimised/). Prints the run folder(s) last.
+
+    Example: geovid analyze clip.mp4 --frames 16 --out runs
+    """
+    with user_errors():
+        from analysis.run import AnalysisConfig, run_batch
+
+        cfg = AnalysisConfig(
+            clips=list(clips), frames=frames if frames is not None else (None if stride is not None else 16),
+            stride=stride, start=start, end=end, noise_level=noise_level, alpha=alpha, metric=metric,
+            estimator=estimator, prompt=prompt, model=model, device=device, dtype=dtype, seed=seed, out=out,
+            name=name, decode_optimised=decode_optimised, resume=resume, max_calls=max_calls, delta=delta,
+            smooth_sigma=smooth_sigma, steps=steps, decode_steps=decode_steps)
+        with RichProgress(quiet) as prog:
+            runs = run_batch(cfg, progress=prog)
+        for run in runs:
+            summary = _read_summary(run)
+            if as_json:
+                typer.echo(json.dumps(summary, indent=2))
+            elif not quiet and summary:
+                _print_summary(run, summary)
+        for run in runs:
+            typer.echo(str(run))
+
+
+def _read_summary(run: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, int | float) and not isinstance(v, bool) else "n/a"
+
+
+def _print_summary(run: Path, s: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    t = Table(title=f"{run.name}  ({s.get('frames')} frames, ν={s.get('noise_level')}, α={s.get('alpha')}, "
+                    f"{s.get('estimator')})", title_justify="left")
+    t.add_column("path")
+    for col in ("mean ‖r‖", "median ‖r‖", "rel. length L̃", "energy"):
+        t.add_column(col, justify="right")
+    for name, st in (s.get("paths") or {}).items():
+        t.add_row(name, _num(st.get("mean_residual")), _num(st.get("median_residual")),
+                  _num(st.get("relative_length")), _num(st.get("energy")))
+    console.print(t)
+    for key, test in (s.get("tests") or {}).items():
+        mark = "[green]pass[/]" if test.get("passed") else "[red]fail[/]"
+        if "value" in test:
+            nums = f"{_num(test.get('value'))} vs {_num(test.get('threshold'))}"
+        else:
+            nums = f"perturbed ×{_num(test.get('perturbed_ratio'))}, smoothed ×{_num(test.get('smoothed_ratio'))}"
+        console.print(f"({key:>3}) {mark}  {test.get('rule', '')}: {nums}")
+    console.print(f"geodesic excess L̃(video)/L̃(optimised): {_num(s.get('geodesic_excess'))}")
+    console.print(s.get("verdict", ""))

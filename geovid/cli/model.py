@@ -1,0 +1,210 @@
+"""``geovid sample``, ``geovid model info|evaluate`` and ``geovid train``: the model commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from geovid.cli import app
+from geovid.cli.common import DeviceOpt, DtypeOpt, ModelOpt, QuietOpt, RichProgress, SeedOpt, user_errors
+
+model_app = typer.Typer(help="Inspect and evaluate diffusion models (the bundled tiny SD, SD2, any SD folder).",
+                        no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@app.command()
+def sample(
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text prompt, e.g. \"a red sphere left of a "
+                                        "blue cube\" (the bundled model knows the world's caption words).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs (created).")],
+    n: Annotated[int, typer.Option("--n", help="Number of images.")] = 4,
+    steps: Annotated[int, typer.Option("--steps", help="DDIM steps.")] = 50,
+    guidance: Annotated[float, typer.Option("--guidance", "-g", help="Classifier-free guidance scale.")] = 5.0,
+    negative: Annotated[str | None, typer.Option("--negative", help="Negative prompt (default: empty, the "
+                                                 "unconditional branch).")] = None,
+    upscale: Annotated[int, typer.Option("--upscale", help="Also write copies enlarged this many times "
+                                         "(nearest neighbour; 1 = none).")] = 1,
+    seed: SeedOpt = 0,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "fp32",
+    quiet: QuietOpt = False,
+) -> None:
+    """Text-to-image samples (DDIM, classifier-free guidance); prints the paths of the written PNGs.
+
+    Example: geovid sample --prompt "a large red sphere left of a small blue cube" --n 4 --out samples/
+    """
+    with user_errors():
+        from geovid.backbones.loader import load_backbone
+        from geovid.errors import InputError
+        from geovid.model.sampling import sample_images, save_images
+
+        if n < 1:
+            raise InputError(f"--n must be at least 1, got {n}")
+        if steps < 1:
+            raise InputError(f"--steps must be at least 1, got {steps}")
+        if upscale < 1:
+            raise InputError(f"--upscale must be at least 1, got {upscale}")
+        bb = load_backbone(model, device=None if device == "auto" else device, dtype=dtype)
+        with RichProgress(quiet) as prog:
+            images = sample_images(bb, prompt, n=n, steps=steps, guidance=guidance, seed=seed,
+                                   negative_prompt=negative,
+                                   progress=lambda i, total: prog("sample", i, total, {}))
+        for path in save_images(images, out, stem="sample", upscale=upscale):
+            typer.echo(str(path))
+
+
+@model_app.command("info")
+def model_info(
+    model: ModelOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (keys: path, resolution, latent_shape, "
+                                          "parameters, scheduler, ...).")] = False,
+) -> None:
+    """Where a model lives, its resolution, latent shape, parameter counts and scheduler."""
+    with user_errors():
+        from geovid.backbones.loader import model_info as info_of
+
+        info = info_of(model)
+        if as_json:
+            typer.echo(json.dumps(info, indent=2))
+            return
+        p = info["parameters"]
+        typer.echo(f"model        {info['name']}")
+        typer.echo(f"path         {info['path']}")
+        typer.echo(f"resolution   {info['resolution']} px")
+        typer.echo(f"latents      {'×'.join(map(str, info['latent_shape']))} (D = {info['latent_dim']})")
+        typer.echo("parameters   " + ", ".join(f"{k} {v:,}" for k, v in p.items()))
+        typer.echo(f"size         {info['size_bytes'] / 1e6:.1f} MB")
+        s = info["scheduler"]
+        used = "" if s["class"] == s["used"] else f", run as {s['used']}"
+        typer.echo(f"scheduler    {s['class']}{used} ({s['beta_schedule']} β {s['beta_start']}–{s['beta_end']}, "
+                   f"{s['num_train_timesteps']} steps, offset {s['steps_offset']}, {s['prediction_type']}-prediction)")
+
+
+@model_app.command("evaluate")
+def model_evaluate(
+    out: Annotated[Path, typer.Option("--out", help="JSON file for the numbers.")] = Path("model-eval.json"),
+    n: Annotated[int, typer.Option("--n", help="Held-out scenes per measurement.")] = 100,
+    guidance: Annotated[float, typer.Option("--guidance", "-g", help="CFG scale of the text-to-image test.")] = 5.0,
+    steps: Annotated[int, typer.Option("--steps", help="DDIM steps (50 as in METHOD §1).")] = 50,
+    noise_level: Annotated[float, typer.Option("--noise-level", help="ν of the inversion round trip.")] = 0.6,
+    seed: SeedOpt = 0,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "fp32",
+    quiet: QuietOpt = False,
+) -> None:
+    """Quality on held-out world scenes: VAE PSNR, invert→denoise PSNR at ν, sample plausibility (docs/model.md)."""
+    with user_errors():
+        from geovid.backbones.loader import load_backbone
+        from geovid.model.evaluate import evaluate
+
+        bb = load_backbone(model, device=None if device == "auto" else device, dtype=dtype)
+        with RichProgress(quiet) as prog:
+            res = evaluate(bb, n=n, guidance=guidance, steps=steps, noise_level=noise_level, seed=seed,
+                           progress=prog)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=2))
+        for key in ("vae_psnr", "roundtrip_psnr", "sample_pass_rate"):
+            typer.echo(f"{key:18s} {res[key]['value']:.4g}   (target {res[key]['target']})")
+        typer.echo(str(out))
+
+
+@app.command()
+def train(
+    stage: Annotated[str, typer.Argument(help="vae, unet or all (vae then unet).")],
+    out: Annotated[Path, typer.Option("--out", help="Model folder (SD format); `unet` needs `out/vae`.")],
+    steps: Annotated[int | None, typer.Option("--steps", help="Optimiser steps per stage (upper bound).")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", help="Scenes per step (default 16 VAE, 32 UNet).")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate (default 1e-3 VAE, 5e-4 "
+                                             "UNet).")] = None,
+    minutes: Annotated[float | None, typer.Option("--minutes", help="Wall-clock budget per stage; the LR "
+                                                  "schedule follows it.")] = None,
+    size: Annotated[str, typer.Option("--size", help="bundled (the shipped architecture) or tiny (a "
+                                      "seconds-sized smoke test).")] = "bundled",
+    log_every: Annotated[int, typer.Option("--log-every", help="Print a progress line every N steps "
+                                           "(when not on a terminal).")] = 50,
+    crop: Annotated[int | None, typer.Option("--crop", help="VAE: train on random N×N crops for the first "
+                                             "75 % of the budget (0: full images; default: half the "
+                                             "resolution, or 0 with --resume).")] = None,
+    object_weight: Annotated[float, typer.Option("--object-weight", help="VAE: extra pixel-loss weight on "
+                                                 "objects.")] = 4.0,
+    chroma_weight: Annotated[float, typer.Option("--chroma-weight", help="VAE: weight of the colour-deviation "
+                                                 "loss that keeps the ground grey.")] = 3.0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the weights already in --out "
+                                         "(a new warm-up + cosine cycle).")] = False,
+    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (1 is fastest on a busy "
+                                         "two-core machine).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", help="Processes rendering scenes in the background "
+                                         "(0: none; use several when training on a GPU).")] = 0,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train the tiny Stable Diffusion on world scenes rendered on the fly (docs/model.md).
+
+    Example (the bundled model): geovid train all --out tiny-sd --minutes 25   (VAE, then UNet)
+    """
+    with user_errors():
+        from geovid.backbones.loader import resolve_device
+        from geovid.errors import InputError
+        from geovid.model.architecture import BUNDLED, TINY
+        from geovid.model.train import TrainConfig, train_unet, train_vae
+
+        if stage not in ("vae", "unet", "all"):
+            raise InputError(f"stage must be vae, unet or all, got {stage!r}")
+        if size not in ("bundled", "tiny"):
+            raise InputError(f"--size must be bundled or tiny, got {size!r}")
+        spec = BUNDLED if size == "bundled" else TINY
+        dev = resolve_device(None if device == "auto" else device)
+
+        def cfg(default_batch: int, default_lr: float) -> TrainConfig:
+            return TrainConfig(steps=steps if steps is not None else 100_000, batch=batch or default_batch,
+                               lr=lr or default_lr, seed=seed, minutes=minutes, threads=threads,
+                               resume=resume, device=dev, workers=workers,
+                               warmup=min(100, max(1, (steps or 1000) // 10)))
+
+        if steps is None and minutes is None:
+            raise InputError("give a budget: --steps N and/or --minutes M")
+        start = time.monotonic()
+        summaries: list[dict[str, Any]] = []
+        with _train_progress(quiet, log_every) as prog:
+            if stage in ("vae", "all"):
+                vae_crop = crop if crop is not None else (0 if resume else None)
+                summaries.append(train_vae(out, cfg(16, 1e-3), spec, crop=vae_crop, object_weight=object_weight,
+                                           chroma_weight=chroma_weight, progress=prog))
+            if stage in ("unet", "all"):
+                summaries.append(train_unet(out, cfg(32, 5e-4), spec, progress=prog))
+        for s in summaries:
+            (out / f"train-{s['stage']}.json").write_text(json.dumps(s, indent=2))
+            typer.echo(f"{s['stage']}: {s['steps']} steps in {s['seconds']:.0f} s, final loss {s['loss']:.4g}")
+        typer.echo(f"total time {time.monotonic() - start:.0f} s; model folder {out}")
+
+
+class _train_progress:
+    """Rich bars on a terminal; plain progress lines (e.g. into a log file) otherwise."""
+
+    def __init__(self, quiet: bool, every: int) -> None:
+        self.quiet, self.every = quiet, max(1, every)
+        self.rich = RichProgress(quiet) if sys.stderr.isatty() else None
+
+    def __enter__(self) -> Any:
+        if self.rich is not None:
+            return self.rich.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.rich is not None:
+            self.rich.__exit__(*exc)
+
+    def __call__(self, phase: str, done: int, total: int | None, info: dict[str, Any]) -> None:
+        if self.quiet or (done % self.every and done != total):
+            return
+        text = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items())
+        typer.echo(f"{phase} step {done}  {text}", err=True)
