@@ -65,7 +65,7 @@ def demo(
             Image.fromarray(render(moved)).save(b)
             typer.echo("3/3  interpolate: a geodesic between two world scenes")
             with RichProgress(quiet) as prog:
-                run = run_interpolation(InterpolationConfig(a=a, b=b, out=runs, name="demo-interpolation"),
+                run = run_interpolation(InterpolationConfig(image_a=a, image_b=b, out=runs, name="demo-interpolation"),
                                         progress=prog)
             typer.echo(f"     run: {run}")
         typer.echo(f"done. Browse the runs with: geovid tui {runs}")
