@@ -15,6 +15,7 @@ Usage: python -m benchmarks.bvp_efficiency [--quick] [--repeats 3] [--model-pair
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -138,8 +139,8 @@ def model_problems(n_pairs: int) -> list[tuple[str, torch.Tensor, Any, Sphere, A
     for k in range(n_pairs):
         s0 = random_scene(5000 + k)
         s1 = random_scene(5000 + k)
-        for obj in s1.objects:  # same objects, moved
-            obj.x = -obj.x
+        s1 = dataclasses.replace(s1, objects=type(s1.objects)(
+            dataclasses.replace(obj, x=-obj.x) for obj in s1.objects))  # same objects, moved
         imgs = __import__("numpy").stack([render(s0), render(s1)])
         enc = images_to_points(bb, imgs, 0.6)
         sphere = Sphere.for_points(enc.points)

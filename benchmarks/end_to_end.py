@@ -11,6 +11,7 @@ Usage: python -m benchmarks.end_to_end [--repeats 3]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -59,8 +60,8 @@ def main(argv: list[str] | None = None) -> None:
         from geovid.world.scene import random_scene
 
         s0, s1 = random_scene(21), random_scene(21)
-        for o in s1.objects:
-            o.x = -o.x
+        s1 = dataclasses.replace(s1, objects=type(s1.objects)(
+            dataclasses.replace(o, x=-o.x) for o in s1.objects))  # same objects, moved
         Image.fromarray(render(s0)).save(tmp / "a.png")
         Image.fromarray(render(s1)).save(tmp / "b.png")
         clip = write_clip(tmp / "clip.mp4", motion="linear", frames=16, fps=8, seed=5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 from typing import Annotated
@@ -46,7 +47,7 @@ def demo(
             clip = write_clip(out / "world-linear.mp4", motion="linear", frames=16, fps=8, seed=3)
             typer.echo(f"2/3  analyze: is the world clip {clip.name} a geodesic of the model's density?")
             with RichProgress(quiet) as prog:
-                run = run_analysis(AnalysisConfig(clips=[clip], frames=16, out=runs, name="demo-analysis"),
+                run = run_analysis(AnalysisConfig(clips=[clip], frames=16, out=runs),
                                    progress=prog)
             typer.echo(f"     run: {run}")
         if _available("geovid.tasks.interpolate"):
@@ -56,8 +57,8 @@ def demo(
 
             scene = random_scene(11)
             moved = random_scene(11)
-            for obj in moved.objects:
-                obj.x = -obj.x
+            moved = dataclasses.replace(moved, objects=type(moved.objects)(
+                dataclasses.replace(obj, x=-obj.x) for obj in moved.objects))  # same objects, moved
             from PIL import Image
 
             a, b = out / "scene-a.png", out / "scene-b.png"
@@ -65,7 +66,7 @@ def demo(
             Image.fromarray(render(moved)).save(b)
             typer.echo("3/3  interpolate: a geodesic between two world scenes")
             with RichProgress(quiet) as prog:
-                run = run_interpolation(InterpolationConfig(image_a=a, image_b=b, out=runs, name="demo-interpolation"),
+                run = run_interpolation(InterpolationConfig(image_a=a, image_b=b, out=runs),
                                         progress=prog)
             typer.echo(f"     run: {run}")
         typer.echo(f"done. Browse the runs with: geovid tui {runs}")
