@@ -141,6 +141,8 @@ def train(
                                          "(a new warm-up + cosine cycle).")] = False,
     threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (1 is fastest on a busy "
                                          "two-core machine).")] = 1,
+    checkpoint_minutes: Annotated[float, typer.Option("--checkpoint-minutes", help="Save the weights this "
+                                                      "often during a stage.")] = 5.0,
     workers: Annotated[int, typer.Option("--workers", help="Processes rendering scenes in the background "
                                          "(0: none; use several when training on a GPU).")] = 0,
     device: DeviceOpt = "auto",
@@ -168,6 +170,7 @@ def train(
             return TrainConfig(steps=steps if steps is not None else 100_000, batch=batch or default_batch,
                                lr=lr or default_lr, seed=seed, minutes=minutes, threads=threads,
                                resume=resume, device=dev, workers=workers,
+                               checkpoint_minutes=checkpoint_minutes,
                                warmup=min(100, max(1, (steps or 1000) // 10)))
 
         if steps is None and minutes is None:

@@ -17,7 +17,8 @@ def sample_images(backbone: Any, prompt: str, n: int = 4, steps: int = 50, guida
                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """``n`` samples for ``prompt`` (DDIM, CFG ``guidance``): (n, H, W, 3) uint8.
 
-    Sample ``i`` uses noise seed ``seed + i`` in one batch, so sample ``i`` is the same whatever ``n`` is.
+    Sample ``i`` uses noise seed ``seed + i`` (all in one batch), so sample ``i`` is the same whatever ``n`` is,
+    up to float rounding (batch size changes the kernels' summation order).
     """
     gen_noise = [torch.randn((1, *backbone.latent_shape), generator=torch.Generator().manual_seed(seed + i))
                  for i in range(n)]

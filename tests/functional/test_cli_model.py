@@ -53,11 +53,16 @@ def test_sample_writes_pngs_and_prints_paths(tmp_path: Path) -> None:
     small = np.asarray(Image.open(out / "sample-000.png"))
     assert small.shape == (64, 64, 3)
     assert np.asarray(Image.open(out / "sample-000-x2.png")).shape == (128, 128, 3)
-    # Same seed, same pixels.
-    again = runner.invoke(app, ["sample", "--prompt", "a large red sphere", "--n", "1", "--steps", "3",
+    # Same seed and options, same pixels; sample i does not depend on --n (up to float rounding in the batch).
+    again = runner.invoke(app, ["sample", "--prompt", "a large red sphere", "--n", "2", "--steps", "3",
                                 "--out", str(tmp_path / "again"), "--quiet"])
     assert again.exit_code == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "again" / "sample-000.png")), small)
+    one = runner.invoke(app, ["sample", "--prompt", "a large red sphere", "--n", "1", "--steps", "3",
+                              "--out", str(tmp_path / "one"), "--quiet"])
+    assert one.exit_code == 0
+    diff = np.abs(np.asarray(Image.open(tmp_path / "one" / "sample-000.png")).astype(int) - small.astype(int))
+    assert diff.max() <= 3
 
 
 def test_sample_rejects_bad_options(tmp_path: Path) -> None:
