@@ -308,6 +308,7 @@ def run_analysis(config: AnalysisConfig, progress: ProgressFn | None = None,
         return run_batch(config, progress=progress, cancel=cancel)[0]
     if not config.clips:
         raise InputError("no clip given: pass one or more video files")
+    config.validate()  # bad options: one error, before any run folder is made
     return _analyse_clip(config, config.clips[0], config.name, progress, cancel)
 
 
@@ -574,6 +575,7 @@ def run_batch(config: AnalysisConfig, progress: ProgressFn | None = None,
     """
     if not config.clips:
         raise InputError("no clip given: pass one or more video files")
+    config.validate()  # bad options: one error, before any run folder is made
     names = _batch_names(config)
     runs: list[Path] = []
     rows: list[dict[str, Any]] = []

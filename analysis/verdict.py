@@ -93,6 +93,27 @@ def geodesic_excess(stats: Mapping[str, Mapping[str, float]], metric: str = "den
     return (math.exp(log_ex) if log_ex < 700 else math.inf), log_ex, measure
 
 
+#: Above this excess, texts give the excess as a power of ten (its log is what stays readable: L̃ is a
+#: line integral of exp(-α log p), so excesses of 10^100 and more are common with α = 1).
+EXCESS_POWER_FROM = 1e4
+
+
+def excess_text(excess: float | None, log_excess: float | None = None) -> str:
+    """The geodesic excess for people: ``1.37``, or ``10^173`` from its natural log when it is large.
+
+    ``log_excess`` (natural log) is used when given and finite, so excesses beyond float range still print.
+    """
+    if log_excess is None or not _finite(log_excess):
+        if excess is None or not _finite(excess):
+            return "n/a"
+        if excess <= 0:
+            return _g(excess)
+        log_excess = math.log(excess)
+    if log_excess < math.log(EXCESS_POWER_FROM):
+        return f"{math.exp(log_excess):.3g}"
+    return f"10^{log_excess / math.log(10):.0f}"
+
+
 def _g(v: float) -> str:
     return f"{v:.3g}" if _finite(v) else "n/a"
 
@@ -119,7 +140,7 @@ def _balance(video: Mapping[str, Any] | None) -> str:
 
 
 def verdict_text(tests: Mapping[str, Mapping[str, Any]], excess: float,
-                 video: Mapping[str, Any] | None = None) -> str:
+                 video: Mapping[str, Any] | None = None, log_excess: float | None = None) -> str:
     """One paragraph of plain language from the tests and the excess (no new judgement, just the numbers).
 
     ``video``: the video path's statistics; when given, a closing sentence says whether the curvature or the
@@ -160,8 +181,11 @@ def verdict_text(tests: Mapping[str, Mapping[str, Any]], excess: float,
             worse.append(f"smoothing them over time lowers it (x{_g(sr)}), a sign that frame-to-frame wobble, "
                          "not the density, bends the path")
         s3 = "But " + " and ".join(worse) + "." if worse else ""
-    if _finite(excess):
-        s4 = (f"The clip's path is {_g(excess)} times as long as the optimised one in the model's metric "
+    if log_excess is None and _finite(excess) and excess > 0:
+        log_excess = math.log(excess)
+    if log_excess is not None and _finite(log_excess):
+        excess = math.exp(min(log_excess, 700.0))
+        s4 = (f"The clip's path is {excess_text(excess, log_excess)} times as long as the optimised one in the model's metric "
               "(the geodesic excess; 1 means nothing to gain)")
         s4 += (", i.e. the optimiser lowered the gradient without shortening the path within its budget."
                if excess < 1 else ".")
@@ -179,7 +203,7 @@ def summarise(stats: Mapping[str, Mapping[str, float]], metric: str = "density")
         "geodesic_excess": excess,
         "log_geodesic_excess": log_excess,
         "excess_measure": measure,
-        "verdict": verdict_text(tests, excess, stats.get("video")),
+        "verdict": verdict_text(tests, excess, stats.get("video"), log_excess),
         "thresholds": {"i_fraction_of_line": TEST_I_FRACTION, "ii_factor_of_optimised": TEST_II_FACTOR,
                        "iii_min_ratio": TEST_III_MIN_RATIO},
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from analysis.verdict import excess_text
 from geovid.runs.catalog import RunRecord
 
 KIND_SHORT = {"analysis": "analysis", "interpolation": "interp", "extrapolation": "extrap", "unknown": "?"}
@@ -54,7 +55,7 @@ def result_text(record: RunRecord, narrow: bool = False) -> str:
     if record.kind == "analysis" and n:
         parts = []
         if "excess" in n:
-            parts.append(f"excess {num(n['excess'])}")
+            parts.append(f"excess {excess_text(n['excess'], n.get('log_excess'))}")
         if "tests_total" in n:
             tests = f"{n.get('tests_passed', 0)}/{n['tests_total']}"
             parts.append(tests if narrow else f"tests {tests}")

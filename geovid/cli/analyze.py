@@ -13,7 +13,17 @@ from typing import Annotated, Any
 import typer
 
 from geovid.cli import app
-from geovid.cli.common import DtypeOpt, ModelOpt, NameOpt, QuietOpt, RichProgress, SeedOpt, user_errors
+from geovid.cli.common import (
+    DtypeOpt,
+    ModelOpt,
+    NameOpt,
+    QuietOpt,
+    RichProgress,
+    SeedOpt,
+    ThreadsOpt,
+    set_threads,
+    user_errors,
+)
 
 
 @app.command()
@@ -59,6 +69,7 @@ def analyze(
                                          "options (the one given by --name, else the newest).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print each run's summary.json instead of the "
                                           "table.")] = False,
+    threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Measure how close a clip is to a geodesic of the image model's density (METHOD §7).
@@ -71,6 +82,7 @@ def analyze(
     Example: geovid analyze clip.mp4 --frames 16 --out runs
     """
     with user_errors():
+        set_threads(threads)
         from analysis.run import AnalysisConfig, run_batch
 
         cfg = AnalysisConfig(
@@ -123,5 +135,9 @@ def _print_summary(run: Path, s: dict[str, Any]) -> None:
         else:
             nums = f"perturbed ×{_num(test.get('perturbed_ratio'))}, smoothed ×{_num(test.get('smoothed_ratio'))}"
         console.print(f"({key:>3}) {mark}  {test.get('rule', '')}: {nums}")
-    console.print(f"geodesic excess L̃(video)/L̃(optimised): {_num(s.get('geodesic_excess'))}")
+    from analysis.verdict import excess_text
+
+    log_ex = s.get("log_geodesic_excess")
+    console.print(f"geodesic excess L̃(video)/L̃(optimised): {excess_text(s.get('geodesic_excess'), log_ex)}"
+                  + (f"  (log: {log_ex:.4g})" if isinstance(log_ex, int | float) else ""))
     console.print(s.get("verdict", ""))

@@ -14,7 +14,17 @@ from typing import Annotated, Any
 import typer
 
 from geovid.cli import app
-from geovid.cli.common import DtypeOpt, ModelOpt, NameOpt, QuietOpt, RichProgress, SeedOpt, user_errors
+from geovid.cli.common import (
+    DtypeOpt,
+    ModelOpt,
+    NameOpt,
+    QuietOpt,
+    RichProgress,
+    SeedOpt,
+    ThreadsOpt,
+    set_threads,
+    user_errors,
+)
 
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda or mps (default: cuda if present).",
                                                show_default=False)]
@@ -31,31 +41,6 @@ DecodeStepsOpt = Annotated[int | None, typer.Option("--decode-steps", help="DDIM
 ResizeOpt = Annotated[str, typer.Option("--resize", help="Inputs of another size: center-crop, pad or stretch.")]
 FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of anim.gif and video.mp4.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print summary.json instead of the table.")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="torch CPU threads (default: the idle cores, "
-                                                "at least 1: on a busy machine one thread is several times "
-                                                "faster than two fighting for a core).", show_default=False)]
-
-
-def set_threads(threads: int | None) -> None:
-    """torch CPU threads: as given, or as many as there are idle cores (1-minute load average), at least 1."""
-    import os
-
-    from geovid.errors import InputError
-
-    if threads is not None and threads < 1:
-        raise InputError(f"--threads must be at least 1, got {threads}")
-    import torch
-
-    if threads is None:
-        cores = os.cpu_count() or 1
-        try:
-            busy = os.getloadavg()[0]
-        except OSError:  # pragma: no cover - platforms without a load average
-            busy = 0.0
-        threads = max(1, min(torch.get_num_threads(), round(cores - busy)))
-    torch.set_num_threads(threads)
-
-
 def _num(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, int | float) and not isinstance(v, bool) else "n/a"
 

@@ -155,6 +155,31 @@ def _quiet_cv2(cv2: Any) -> Iterator[None]:
         cv2.utils.logging.setLogLevel(old)
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while decord opens a file.
+
+    decord logs "[time] …/video_reader.cc:83: ERROR opening: …" from C++ straight to fd 2 before raising; the
+    same failure reaches the user as a one-line InputError instead. Python-level stderr is left alone.
+    """
+    import os
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     # decord prefixes messages with "[time] /github/workspace/src/...cc:123: "; keep the tail.
@@ -279,8 +304,10 @@ def _probe_decord(path: Path, codec: str | None, cv_frame: np.ndarray | None,
                   cv_fps: float) -> tuple[VideoInfo | None, str]:
     """Open with decord and cross-check frame 0 against OpenCV; (None, reason) when unusable."""
     decord = _decord()
+    vr = None
     try:
-        vr = decord.VideoReader(str(path))
+        with _quiet_native_stderr():
+            vr = decord.VideoReader(str(path))
         n = len(vr)
         first = vr.next().asnumpy()
         fps = float(vr.get_avg_fps())

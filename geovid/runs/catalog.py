@@ -155,6 +155,9 @@ def _key_numbers(kind: str, summary: dict[str, Any]) -> tuple[dict[str, Number],
         excess = _num(summary.get("geodesic_excess"))
         if excess is not None:
             numbers["excess"] = excess
+        log_excess = _num(summary.get("log_geodesic_excess"))
+        if log_excess is not None:
+            numbers["log_excess"] = log_excess
         tests = summary.get("tests")
         if isinstance(tests, dict) and tests:
             results = [t.get("passed") for t in tests.values() if isinstance(t, dict)]
@@ -313,7 +316,9 @@ def sort_records(records: list[RunRecord], key: str, reverse: bool | None = None
         return sorted(by_name, key=lambda r: getattr(r, key), reverse=bool(reverse))
 
     def result(r: RunRecord) -> tuple[int, float]:
-        value = r.numbers.get("excess", r.numbers.get("ppl", r.numbers.get("final_speed")))
+        value = r.numbers.get("log_excess")  # the excess itself overflows to inf beyond ~10^304
+        if value is None:
+            value = r.numbers.get("excess", r.numbers.get("ppl", r.numbers.get("final_speed")))
         return (0, float(value)) if value is not None else (1, 0.0)
 
     return sorted(by_name, key=result, reverse=bool(reverse))

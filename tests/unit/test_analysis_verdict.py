@@ -108,3 +108,12 @@ def test_verdict_names_the_dominant_term_of_the_gradient() -> None:
     assert "bending term of the gradient is 500 times" in verdict.summarise(s)["verdict"]
     s["video"].update(mean_curvature_term=1.0, mean_force_term=2.0)
     assert "Note that" not in verdict.summarise(s)["verdict"]
+
+
+def test_huge_excesses_are_written_as_powers_of_ten_from_their_log() -> None:
+    assert verdict.excess_text(1.234) == "1.23"
+    assert verdict.excess_text(6.94e173, 399.96) == "10^174"
+    assert verdict.excess_text(math.inf, 900.0) == "10^391"  # beyond float range, still readable
+    assert verdict.excess_text(None) == "n/a" and verdict.excess_text(math.nan, math.nan) == "n/a"
+    text = verdict.summarise(stats(10.0, 2.0, 12.0, 4.0, 5.0, log_len_v=900.0, log_len_o=0.0))["verdict"]
+    assert "10^391 times as long" in text and "inf" not in text
