@@ -15,7 +15,6 @@ Usage: python -m benchmarks.bvp_efficiency [--quick] [--repeats 3] [--model-pair
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import statistics
@@ -131,16 +130,13 @@ def compare(name: str, x0: torch.Tensor, est: Any, sphere: Sphere, log_len: Any,
 def model_problems(n_pairs: int) -> list[tuple[str, torch.Tensor, Any, Sphere, Any]]:
     from geovid.backbones.loader import load_backbone
     from geovid.tasks.latents import images_to_points, make_score
+    from geovid.world.clips import moved_pair
     from geovid.world.render import render
-    from geovid.world.scene import random_scene
 
     bb = load_backbone(None)
     probs = []
     for k in range(n_pairs):
-        s0 = random_scene(5000 + k)
-        s1 = random_scene(5000 + k)
-        s1 = dataclasses.replace(s1, objects=type(s1.objects)(
-            dataclasses.replace(obj, x=-obj.x) for obj in s1.objects))  # same objects, moved
+        s0, s1, _ = moved_pair(5000 + k)  # same objects, one moved within the view
         imgs = __import__("numpy").stack([render(s0), render(s1)])
         enc = images_to_points(bb, imgs, 0.6)
         sphere = Sphere.for_points(enc.points)

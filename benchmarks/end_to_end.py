@@ -11,7 +11,6 @@ Usage: python -m benchmarks.end_to_end [--repeats 3]
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
@@ -55,13 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from PIL import Image
 
-        from geovid.world.clips import write_clip
+        from geovid.world.clips import moved_pair, write_clip
         from geovid.world.render import render
-        from geovid.world.scene import random_scene
 
-        s0, s1 = random_scene(21), random_scene(21)
-        s1 = dataclasses.replace(s1, objects=type(s1.objects)(
-            dataclasses.replace(o, x=-o.x) for o in s1.objects))  # same objects, moved
+        s0, s1, _ = moved_pair(21)  # same objects, one moved within the view
         Image.fromarray(render(s0)).save(tmp / "a.png")
         Image.fromarray(render(s1)).save(tmp / "b.png")
         clip = write_clip(tmp / "clip.mp4", motion="linear", frames=16, fps=8, seed=5)

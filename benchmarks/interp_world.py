@@ -25,18 +25,19 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import weights_fingerprint
+
 RESULTS = Path(__file__).parent / "results"
 GHOST_WORDS = ("ghost", "duplicate", "semi-transparent", "faint")
 
 
 def scene_pair(seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Images of the first and last scene of a ``linear`` world clip (same objects, one moved) and A's caption."""
-    from geovid.world.clips import clip_scenes
+    from geovid.world.clips import moved_pair
     from geovid.world.render import render
-    from geovid.world.scene import caption
 
-    scenes, _ = clip_scenes("linear", frames=2, seed=seed)
-    return render(scenes[0]), render(scenes[-1]), caption(scenes[0])
+    a, b, text = moved_pair(seed)
+    return render(a), render(b), text
 
 
 def judge(frames: np.ndarray, text: str, preset: str) -> list[dict[str, Any]]:
@@ -189,7 +190,12 @@ def main(argv: list[str] | None = None) -> None:
     result = {"pairs": len(per_pair), "preset": args.preset, "options": {k: str(v) for k, v in vars(args).items()},
               "per_pair": per_pair, "wins": wins, "median_wall_s": statistics.median(walls),
               "perceptual_distance": summary["perceptual_distance"]}
-    lines = [f"{len(per_pair)} scene pairs (seeds {args.first_seed}–{args.first_seed + args.pairs - 1}), "
+    weights = weights_fingerprint(args.model)
+    result["unet_sha256"] = weights
+    cmd = " ".join(["python -m benchmarks.interp_world", *(sys.argv[1:] if argv is None else argv)])
+    lines = [f"Measured {time.strftime('%Y-%m-%d')} with `{cmd}` on the model `{args.model or 'bundled'}` "
+             f"(UNet weights sha256 {weights}…).", "",
+             f"{len(per_pair)} scene pairs (seeds {args.first_seed}–{args.first_seed + args.pairs - 1}), "
              f"{args.frames} frames, checker preset `{args.preset}`, perceptual distance "
              f"`{summary['perceptual_distance']}`, estimator `{args.estimator}`; mean ± sd over pairs.", "",
              "| method | pass rate (intermediate frames) | ghosting rate | PPL | PDV | log L̃ | endpoints pass |",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 from pathlib import Path
 from typing import Annotated
@@ -52,13 +51,10 @@ def demo(
             typer.echo(f"     run: {run}")
         if _available("geovid.tasks.interpolate"):
             from geovid.tasks.interpolate import InterpolationConfig, run_interpolation
+            from geovid.world.clips import moved_pair
             from geovid.world.render import render
-            from geovid.world.scene import random_scene
 
-            scene = random_scene(11)
-            moved = random_scene(11)
-            moved = dataclasses.replace(moved, objects=type(moved.objects)(
-                dataclasses.replace(obj, x=-obj.x) for obj in moved.objects))  # same objects, moved
+            scene, moved, _ = moved_pair(11)  # same objects, one moved within the view
             from PIL import Image
 
             a, b = out / "scene-a.png", out / "scene-b.png"

@@ -164,6 +164,17 @@ def clip_scenes(motion: str, frames: int = 16, seed: int = 0) -> tuple[list[Scen
     return scenes, f"{caption(first)}; {phrase}"
 
 
+def moved_pair(seed: int = 0) -> tuple[Scene, Scene, str]:
+    """Two scenes with the same objects, one moved in view: the first and last frames of a ``linear`` clip.
+
+    The mover travels 1.2–2.6 world units on the floor and stays inside the frame and clear of the others
+    (see :func:`clip_scenes`), so both scenes are valid world images. Used by the demo, the interpolation
+    measurements and the benchmarks. Returns ``(a, b, caption of a)``.
+    """
+    scenes, _ = clip_scenes("linear", frames=2, seed=seed)
+    return scenes[0], scenes[-1], caption(scenes[0])
+
+
 def make_clip(motion: str, frames: int = 16, seed: int = 0, size: int = 64
               ) -> tuple[list[np.ndarray], list[Scene], str]:
     """Render a clip: ``(frames as (size, size, 3) uint8 RGB, per-frame scenes, caption)``.
