@@ -37,6 +37,7 @@ import numpy as np
 
 from geovid.errors import GeovidError, InputError
 from geovid.progress import Cancelled, ProgressFn
+from geovid.runs.options import RunOptions
 from geovid.runs.store import MANIFEST, Run, to_jsonable
 
 METRICS = ("density", "score")
@@ -48,8 +49,11 @@ PLOTS = ("plots/residual.png", "plots/log_density.png", "plots/projection.png")
 
 
 @dataclass
-class AnalysisConfig:
-    """Options of a video analysis (METHOD §7); CLI option ``--foo-bar`` is field ``foo_bar``."""
+class AnalysisConfig(RunOptions):
+    """Options of a video analysis (METHOD §7); CLI option ``--foo-bar`` is field ``foo_bar``.
+
+    Model, device, seed and run-folder options come from :class:`RunOptions`; with several clips the runs are
+    named ``<name>-<clip stem>``."""
 
     clips: list[Path] = field(default_factory=list)
     """Video files to analyse (mp4, avi, webm, mkv, mov, ...); one run each."""
@@ -74,23 +78,8 @@ class AnalysisConfig:
     """Score estimator (METHOD §2): ``eps`` (deterministic, 1 call per point) or ``contrast``."""
     prompt: str = ""
     """Text condition for inversion, scores and decoding (empty: unconditional, as in the reference)."""
-    model: str | None = None
-    """Bundled model (``None``), a local Stable-Diffusion folder, or a hub id in the local cache."""
-    device: str | None = None
-    """``cpu``, ``cuda``, ``mps`` or ``None`` (auto)."""
-    dtype: str = "fp32"
-    """``fp32``, ``fp16`` (GPU only) or ``bf16``."""
-    seed: int = 0
-    """Seed of the perturbation, the estimator's draws and the solver; same seed, same inputs → same numbers."""
-    out: Path = Path("runs")
-    """Runs directory; each run gets its own sub-folder."""
-    name: str | None = None
-    """Run folder name (default: ``<clip stem>-<time>``); with several clips ``<name>-<clip stem>``."""
     decode_optimised: bool = True
     """Decode γ_o back to images (``optimised/`` and ``strip.png``); costs one DDIM denoising per frame."""
-    resume: bool = False
-    """Continue the unfinished run of the same clip and options (the named one, else the newest) instead of
-    starting a new one; phases already done are skipped. A complete matching run is returned as is."""
     max_calls: int | None = None
     """Network-call budget of the solver; ``None``: ``calls_per_frame × frames``."""
     calls_per_frame: int = CALLS_PER_FRAME

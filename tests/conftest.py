@@ -32,3 +32,18 @@ def analysis_model(request: pytest.FixtureRequest) -> str | None:
     if (bundled_model_path() / "model_index.json").is_file():
         return None
     return request.getfixturevalue("tiny_sd_model")
+
+
+@pytest.fixture(scope="module")
+def one_thread_private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """For modules that run the model: one torch thread (two shared cores; two threads fighting for a core made
+    runs several times slower) and a private geovid cache (no inversions reused from other runs)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GEOVID_CACHE_DIR", str(tmp_path_factory.mktemp("geovid-cache")))
+    yield
+    mp.undo()
+    torch.set_num_threads(threads)

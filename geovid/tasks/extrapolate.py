@@ -29,6 +29,7 @@ import torch
 
 from geovid.errors import InputError
 from geovid.progress import ProgressFn
+from geovid.runs.options import RunOptions
 
 TANGENTS = ("slerp", "geodesic")
 #: Network-call budget of the short BVP that gives the geodesic tangent between two images.
@@ -37,7 +38,7 @@ _VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mp
 
 
 @dataclass
-class ExtrapolationConfig:
+class ExtrapolationConfig(RunOptions):
     """Options of an extrapolation run; names follow the CLI options (``--step-size`` → ``step_size``)."""
 
     inputs: list[Path] = field(default_factory=list)
@@ -77,20 +78,6 @@ class ExtrapolationConfig:
     """How inputs of another size are fitted: ``center-crop``, ``pad`` or ``stretch``."""
     fps: float = 8.0
     """Frame rate of anim.gif and video.mp4."""
-    model: str | None = None
-    """Bundled model (default, or the run's), a local Stable-Diffusion folder, or a hub id in the local cache."""
-    device: str | None = None
-    """cpu, cuda or mps (default: cuda if present)."""
-    dtype: str = "fp32"
-    """fp32, fp16 (GPU) or bf16."""
-    seed: int = 0
-    """Random seed."""
-    out: Path = Path("runs")
-    """Runs directory."""
-    name: str | None = None
-    """Run name (default: from the first input and the time)."""
-    resume: bool = False
-    """Continue the unfinished run (``name``, else the newest one with the same inputs and options)."""
 
     def validate(self) -> dict[str, Any]:
         """Check the options and the inputs (no run folder is made); returns the resolved options stored in the

@@ -36,6 +36,7 @@ import torch
 
 from geovid.errors import InputError
 from geovid.progress import ProgressFn
+from geovid.runs.options import RunOptions
 
 #: Baseline paths between the endpoints, decoded with the same settings (METHOD §8).
 BASELINES = ("lerp", "slerp")
@@ -60,7 +61,7 @@ def sequence_alpha(estimator: str) -> float:
 
 
 @dataclass
-class InterpolationConfig:
+class InterpolationConfig(RunOptions):
     """Options of an interpolation run; names follow the CLI options (``--noise-level`` → ``noise_level``)."""
 
     image_a: Path
@@ -101,20 +102,6 @@ class InterpolationConfig:
     """How inputs of another size are fitted: ``center-crop``, ``pad`` or ``stretch``."""
     fps: float = 8.0
     """Frame rate of anim.gif and video.mp4."""
-    model: str | None = None
-    """Bundled model (default), a local Stable-Diffusion folder, or a hub id in the local cache."""
-    device: str | None = None
-    """cpu, cuda or mps (default: cuda if present)."""
-    dtype: str = "fp32"
-    """fp32, fp16 (GPU) or bf16."""
-    seed: int = 0
-    """Random seed; the same seed and inputs give the same numbers."""
-    out: Path = Path("runs")
-    """Runs directory."""
-    name: str | None = None
-    """Run name (default: from the first input and the time)."""
-    resume: bool = False
-    """Continue an unfinished run: ``out/name``, else the newest one with the same inputs and options."""
 
     def validate(self) -> dict[str, Any]:
         """Check the options and that both images exist (no run folder is made); returns the resolved options

@@ -23,15 +23,7 @@ runner = CliRunner()
 FAST = ["--steps", "3", "--decode-steps", "2", "--device", "cpu", "--threads", "1", "--quiet"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread_and_private_cache(tmp_path_factory: pytest.TempPathFactory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 shared cores: avoid oversubscription
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GEOVID_CACHE_DIR", str(tmp_path_factory.mktemp("geovid-cache")))
-    yield
-    mp.undo()
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_private_cache")
 
 
 @pytest.fixture(scope="module")

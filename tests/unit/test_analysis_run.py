@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from analysis.run import AnalysisConfig, run_analysis, run_batch
 from geovid.errors import GeovidError, InputError
@@ -21,16 +20,7 @@ from geovid.progress import Cancelled
 FAST = {"frames": 6, "steps": 6, "max_calls": 30}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread_and_private_cache(tmp_path_factory: pytest.TempPathFactory):
-    # Two cores shared with other jobs: one torch thread avoids oversubscription (10x slower with 2 here).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GEOVID_CACHE_DIR", str(tmp_path_factory.mktemp("geovid-cache")))
-    yield
-    mp.undo()
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_private_cache")
 
 
 @pytest.fixture(scope="module")

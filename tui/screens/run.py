@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
+from analysis.verdict import excess_text
 from geovid.runs.catalog import RunRecord, list_baselines, list_frames, list_plots, load_per_frame, load_run
 from tui.format import STATUS_STYLE, created_text, num
 from tui.images import make_image, set_image
@@ -107,8 +108,11 @@ def summary_renderable(record: RunRecord) -> RenderableType:
 def _analysis_parts(s: dict[str, Any]) -> list[RenderableType]:
     parts: list[RenderableType] = []
     verdict = s.get("verdict")
-    excess = s.get("geodesic_excess")
-    parts.append(Text(f"\ngeodesic excess L̃(video)/L̃(optimised): {num(excess)}", style="bold"))
+    excess, log_excess = s.get("geodesic_excess"), s.get("log_geodesic_excess")
+    line = f"\ngeodesic excess L̃(video)/L̃(optimised): {excess_text(excess, log_excess)}"
+    if isinstance(log_excess, int | float):
+        line += f"  (log {num(log_excess, 4)})"
+    parts.append(Text(line, style="bold"))
     if isinstance(verdict, str):
         parts.append(Text(verdict))
     tests = s.get("tests")
