@@ -269,3 +269,19 @@ def test_write_video_odd_size_gif_strip_grid(tmp_path) -> None:
         write_video(frames, tmp_path / "x.flv")
     with pytest.raises(InputError):
         write_video([], tmp_path / "x.mp4")
+
+
+def test_moved_pair_moves_one_object_and_keeps_both_scenes_valid() -> None:
+    from geovid.world.checker import check
+    from geovid.world.clips import moved_pair
+    from geovid.world.render import render
+
+    for seed in (0, 11, 21):
+        a, b, text = moved_pair(seed)
+        key = lambda o: (o.colour, o.shape, o.size)  # noqa: E731
+        assert sorted(map(key, a.objects)) == sorted(map(key, b.objects))  # same objects
+        moved = [o for o in b.objects if (o.x, o.y) not in {(p.x, p.y) for p in a.objects}]
+        assert len(moved) == 1
+        for scene in (a, b):  # in view and plausible: the checker accepts both with A's caption
+            r = check(render(scene), text)
+            assert r.plausible and r.matches_caption, r.reasons
