@@ -222,53 +222,13 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def _same_config(manifest: dict[str, Any], cfg: dict[str, Any]) -> bool:
-    return to_jsonable(manifest.get("config") or {}) == to_jsonable(cfg)
-
-
-def _find_previous(out: Path, clip: Path, cfg: dict[str, Any]) -> Path | None:
-    """Newest analysis run in ``out`` of this clip with these options (for ``resume`` without a name)."""
-    if not out.is_dir():
-        return None
-    best: tuple[str, Path] | None = None
-    target = os.path.abspath(clip)
-    for entry in os.scandir(out):
-        mf = Path(entry.path) / MANIFEST
-        if not mf.is_file():
-            continue
-        try:
-            m = json.loads(mf.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if (not isinstance(m, dict) or m.get("kind") != "analysis" or m.get("inputs") != [target]
-                or not _same_config(m, cfg)):
-            continue
-        key = str(m.get("created", ""))
-        if best is None or key > best[0]:
-            best = (key, Path(entry.path))
-    return best[1] if best else None
-
-
 def _open_run(config: AnalysisConfig, clip: Path, name: str | None, cfg: dict[str, Any]) -> tuple[Run, bool]:
     """Create the run, or (``resume``) continue the matching one. Returns (run, already_complete)."""
     from geovid.backbones.loader import model_name
+    from geovid.tasks.common import open_run
 
-    if config.resume:
-        path = (config.out / name) if name else _find_previous(config.out, clip, cfg)
-        if path is not None and (path / MANIFEST).is_file():
-            try:
-                m = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                m = {}
-            if isinstance(m, dict) and m.get("status") == "complete":
-                if not _same_config(m, cfg):
-                    raise InputError(f"run {path.name} is complete but was made with different options; "
-                                     "start a new run without --resume")
-                return Run(path, m), True
-            return Run.resume(path, cfg), False
-    run = Run.create(config.out, "analysis", name=name, inputs=[clip], config=cfg, model=model_name(config.model),
-                     seed=config.seed, command=config.command)
-    return run, False
+    return open_run("analysis", cfg, config.out, name, config.resume, [clip], model_name(config.model),
+                    config.seed, command=config.command)
 
 
 # --------------------------------------------------------------------------- one clip

@@ -80,9 +80,10 @@ def find_previous(out: Path, kind: str, inputs: list[Any], config: Mapping[str, 
 
 
 def open_run(kind: str, config: Mapping[str, Any], out: str | os.PathLike[str], name: str | None, resume: bool,
-             inputs: list[Any], model_id: str, seed: int) -> tuple[Run, bool]:
+             inputs: list[Any], model_id: str, seed: int, command: list[str] | None = None) -> tuple[Run, bool]:
     """Create a new run folder, or with ``resume`` continue one: ``out/name`` when a name is given, else the
     newest run of this kind made from the same inputs with the same options (a new run if there is none).
+    Shared by every job (analysis, interpolation, extrapolation).
 
     Returns:
         (run, already_complete): a resumed run that had finished is returned as is, with ``True``.
@@ -111,7 +112,7 @@ def open_run(kind: str, config: Mapping[str, Any], out: str | os.PathLike[str], 
             return Run.resume(path, config=config), False
         if path is not None and path.exists():
             return Run.resume(path, config=config), False  # reports the damaged manifest
-    run = Run.create(out, kind, name=name, inputs=inputs, config=config, model=model_id, seed=seed)
+    run = Run.create(out, kind, name=name, inputs=inputs, config=config, model=model_id, seed=seed, command=command)
     return run, False
 
 
