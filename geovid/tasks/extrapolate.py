@@ -29,7 +29,7 @@ import torch
 
 from geovid.errors import InputError
 from geovid.progress import ProgressFn
-from geovid.runs.options import RunOptions
+from geovid.runs.options import SequenceOptions
 
 TANGENTS = ("slerp", "geodesic")
 #: Network-call budget of the short BVP that gives the geodesic tangent between two images.
@@ -38,7 +38,7 @@ _VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mp
 
 
 @dataclass
-class ExtrapolationConfig(RunOptions):
+class ExtrapolationConfig(SequenceOptions):
     """Options of an extrapolation run; names follow the CLI options (``--step-size`` → ``step_size``)."""
 
     inputs: list[Path] = field(default_factory=list)
@@ -66,18 +66,8 @@ class ExtrapolationConfig(RunOptions):
     """Density-metric exponent α (METHOD §3; default 0.002, or the run's, see ``interpolate.SEQUENCE_ALPHA``)."""
     metric: str | None = None
     """``density`` (default) or ``score``."""
-    lam: float = 1000.0
-    """λ of the score metric."""
     estimator: str | None = None
     """Score estimator ``eps`` (default) or ``contrast`` (METHOD §2)."""
-    decode_steps: int | None = None
-    """DDIM steps when decoding a frame (default 10; 30 reproduces the 50-step grid)."""
-    sphere: bool = True
-    """Keep the shot on the sphere (METHOD §1, §6)."""
-    resize: str = "center-crop"
-    """How inputs of another size are fitted: ``center-crop``, ``pad`` or ``stretch``."""
-    fps: float = 8.0
-    """Frame rate of anim.gif and video.mp4."""
 
     def validate(self) -> dict[str, Any]:
         """Check the options and the inputs (no run folder is made); returns the resolved options stored in the

@@ -36,7 +36,7 @@ import torch
 
 from geovid.errors import InputError
 from geovid.progress import ProgressFn
-from geovid.runs.options import RunOptions
+from geovid.runs.options import SequenceOptions
 
 #: Baseline paths between the endpoints, decoded with the same settings (METHOD §8).
 BASELINES = ("lerp", "slerp")
@@ -61,7 +61,7 @@ def sequence_alpha(estimator: str) -> float:
 
 
 @dataclass
-class InterpolationConfig(RunOptions):
+class InterpolationConfig(SequenceOptions):
     """Options of an interpolation run; names follow the CLI options (``--noise-level`` → ``noise_level``)."""
 
     image_a: Path
@@ -80,8 +80,6 @@ class InterpolationConfig(RunOptions):
     """Density-metric exponent α (METHOD §3); ``None``: 0.002 for both estimators (``SEQUENCE_ALPHA``)."""
     metric: str = "density"
     """``density`` (p^-α, METHOD §3) or ``score`` (I + λ s sᵀ, METHOD §4)."""
-    lam: float = 1000.0
-    """λ of the score metric."""
     solver: str = "geovid"
     """BVP solver: ``geovid`` (default) or ``reference`` (the published schedule, METHOD §5)."""
     estimator: str = "eps"
@@ -94,14 +92,6 @@ class InterpolationConfig(RunOptions):
     """Perceptual distance: ``auto`` (LPIPS when its weights are local, else SSIM), ``lpips`` or ``ssim``."""
     max_calls: int | None = None
     """Network-call budget of the solve; ``None``: 150 for the geovid solver, the full schedule for reference."""
-    decode_steps: int | None = None
-    """DDIM steps when decoding a frame; ``None``: 10 (30 reproduces the 50-step grid exactly)."""
-    sphere: bool = True
-    """Keep all points on the sphere of radius R (METHOD §1)."""
-    resize: str = "center-crop"
-    """How inputs of another size are fitted: ``center-crop``, ``pad`` or ``stretch``."""
-    fps: float = 8.0
-    """Frame rate of anim.gif and video.mp4."""
 
     def validate(self) -> dict[str, Any]:
         """Check the options and that both images exist (no run folder is made); returns the resolved options
