@@ -76,10 +76,15 @@ def plot_residuals(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     ax.set_xlabel("frame  (the two endpoints are fixed: no ‖r‖ there)")
     ax.set_ylabel("geodesic gradient ‖r‖")
     ax.set_title(title or "geodesic gradient per frame", fontsize=10)
+    return _finish_per_frame(fig, ax, table, path, which="both")
+
+
+def _finish_per_frame(fig: Any, ax: Any, table: pd.DataFrame, path: Path, which: str = "major") -> Path:
+    """Frame ticks (when few enough to label), grid, legend outside; save."""
     frames = sorted(table["frame"].unique())
     if len(frames) <= 24:
         ax.set_xticks(frames)
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, which=which, alpha=0.3)
     _legend_outside(ax)
     return _save(fig, path)
 
@@ -101,12 +106,7 @@ def plot_log_density(table: pd.DataFrame, path: Path, title: str = "") -> Path:
     ax.set_xlabel("frame")
     ax.set_ylabel("log p(γ(t)) − log p(γ(0))  [nats]")
     ax.set_title(title or "relative log-density along each path", fontsize=10)
-    frames = sorted(table["frame"].unique())
-    if len(frames) <= 24:
-        ax.set_xticks(frames)
-    ax.grid(True, alpha=0.3)
-    _legend_outside(ax)
-    return _save(fig, path)
+    return _finish_per_frame(fig, ax, table, path)
 
 
 def pca_2d(paths: Mapping[str, torch.Tensor]) -> tuple[dict[str, np.ndarray], np.ndarray]:
