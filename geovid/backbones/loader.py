@@ -296,10 +296,29 @@ def _load(path: Path, name: str, device: str, dtype: Any, max_batch: int | None)
     if max_batch is None:
         n_unet = sum(p.numel() for p in unet.parameters())
         max_batch = 64 if n_unet < 50_000_000 else 8
-    return DiffusersBackbone(name=name, path=path, vae=vae, unet=unet, text_encoder=text_encoder,
-                             tokenizer=tokenizer, scheduler_config=dict(scheduler.config),
-                             alphas_cumprod=scheduler.alphas_cumprod, device=torch.device(device), dtype=dtype,
-                             vae_dtype=vae_dtype, max_batch=max_batch)
+    bb = DiffusersBackbone(name=name, path=path, vae=vae, unet=unet, text_encoder=text_encoder,
+                           tokenizer=tokenizer, scheduler_config=dict(scheduler.config),
+                           alphas_cumprod=scheduler.alphas_cumprod, device=torch.device(device), dtype=dtype,
+                           vae_dtype=vae_dtype, max_batch=max_batch)
+    neg = model_extras(path).get("negative_prompt")
+    if isinstance(neg, str):
+        bb.default_negative_prompt = bb.negative_prompt = neg
+    return bb
+
+
+#: geovid's own file in a model folder (ignored by diffusers): what the model was trained to know, e.g. the
+#: ``negative_prompt`` made of the artefact words it saw in training (docs/model.md).
+EXTRAS_FILE = "geovid.json"
+
+
+def model_extras(path: Path) -> dict[str, Any]:
+    """The folder's :data:`EXTRAS_FILE` as a dict (empty when absent or unreadable)."""
+    f = Path(path) / EXTRAS_FILE
+    try:
+        data = json.loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def clear_cache() -> None:
@@ -353,7 +372,16 @@ def model_info(model: str | None = None) -> dict[str, Any]:
         "text": {"hidden_size": text.get("hidden_size"), "layers": text.get("num_hidden_layers"),
                  "max_length": max_len, "vocab_size": text.get("vocab_size")},
         "vae_scaling_factor": vae.get("scaling_factor"),
+        "negative_prompt": _negative_prompt(path),
+        "trained_on_artefacts": bool(model_extras(path).get("artefact_kinds")),
     }
+
+
+def _negative_prompt(path: Path) -> str:
+    from geovid.backbones.diffusers_sd import DEFAULT_NEGATIVE_PROMPT
+
+    neg = model_extras(path).get("negative_prompt")
+    return neg if isinstance(neg, str) else DEFAULT_NEGATIVE_PROMPT
 
 
 def _count_parameters(folder: Path) -> tuple[int, set[str]]:

@@ -92,7 +92,7 @@ def model_evaluate(
     out: Annotated[Path, typer.Option("--out", help="JSON file for the numbers.")] = Path("model-eval.json"),
     n: Annotated[int, typer.Option("--n", help="Held-out scenes per measurement.")] = 100,
     guidance: Annotated[float, typer.Option("--guidance", "-g", help="CFG scale of the text-to-image test.")] = 5.0,
-    steps: Annotated[int, typer.Option("--steps", help="DDIM steps (50 as in METHOD §1).")] = 50,
+    steps: Annotated[int, typer.Option("--steps", help="DDIM steps (50 as in docs/method.md §1).")] = 50,
     noise_level: Annotated[float, typer.Option("--noise-level", help="ν of the inversion round trip.")] = 0.6,
     seed: SeedOpt = 0,
     model: ModelOpt = None,
@@ -100,7 +100,9 @@ def model_evaluate(
     dtype: DtypeOpt = "fp32",
     quiet: QuietOpt = False,
 ) -> None:
-    """Quality on held-out world scenes: VAE PSNR, invert→denoise PSNR at ν, sample plausibility (docs/model.md)."""
+    """Quality on held-out world scenes (docs/model.md): VAE PSNR, invert→denoise PSNR at ν, sample plausibility
+    and caption colours (by object count), artefact awareness of the negative prompt, path smoothness of
+    inverted clips."""
     with user_errors():
         from geovid.backbones.loader import load_backbone
         from geovid.model.evaluate import evaluate
@@ -111,14 +113,22 @@ def model_evaluate(
                            progress=prog)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=2))
-        for key in ("vae_psnr", "roundtrip_psnr", "sample_pass_rate"):
-            typer.echo(f"{key:18s} {res[key]['value']:.4g}   (target {res[key]['target']})")
+        for key in ("vae_psnr", "roundtrip_psnr", "sample_pass_rate", "artefact_clean", "artefact_degraded"):
+            if key in res:
+                typer.echo(f"{key:18s} {res[key]['value']:.4g}   (target {res[key]['target']})")
+        for k, v in res["sample_pass_rate"].get("by_objects", {}).items():
+            typer.echo(f"  samples with {k} object(s): {v['value']:.3g} of {v['n']}")
+        for motion, v in res.get("path_smoothness", {}).items():
+            if isinstance(v, dict):
+                typer.echo(f"path smoothness {motion:7s} inverted {v['inverted_median_cosine']:.3f}   "
+                           f"VAE latents {v['vae_median_cosine']:.3f}")
         typer.echo(str(out))
 
 
 @app.command()
 def train(
-    stage: Annotated[str, typer.Argument(help="vae, unet or all (vae then unet).")],
+    stage: Annotated[str, typer.Argument(help="vae, cache (render + encode the UNet's latent training set "
+                                         "once), unet, or all (vae then unet).")],
     out: Annotated[Path, typer.Option("--out", help="Model folder (SD format); `unet` needs `out/vae`.")],
     steps: Annotated[int | None, typer.Option("--steps", help="Optimiser steps per stage (upper bound).")] = None,
     batch: Annotated[int | None, typer.Option("--batch", help="Scenes per step (default 16 VAE, 32 UNet).")] = None,
@@ -145,13 +155,23 @@ def train(
                                                       "often during a stage.")] = 5.0,
     workers: Annotated[int, typer.Option("--workers", help="Processes rendering scenes in the background "
                                          "(0: none; use several when training on a GPU).")] = 0,
+    cache: Annotated[Path | None, typer.Option("--cache", help="Latent cache folder: `cache` writes it, "
+                                               "`unet` trains from it (no rendering or VAE in the loop).")] = None,
+    scenes: Annotated[int, typer.Option("--scenes", help="cache: number of training scenes (seeds 0…N-1).")
+                      ] = 300_000,
+    artefacts: Annotated[float, typer.Option("--artefacts", help="cache: share of degraded scenes with "
+                                             "artefact captions (the negative prompt's vocabulary).")] = 0.15,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train the tiny Stable Diffusion on world scenes rendered on the fly (docs/model.md).
+    """Train the tiny Stable Diffusion on world scenes (docs/model.md).
 
-    Example (the bundled model): geovid train all --out tiny-sd --minutes 25   (VAE, then UNet)
+    Examples (the bundled model):
+
+      geovid train vae   --out tiny-sd --minutes 25
+      geovid train cache --out tiny-sd --cache latents --scenes 300000 --workers 2   (resumable)
+      geovid train unet  --out tiny-sd --cache latents --minutes 90 --batch 64 --threads 2
     """
     with user_errors():
         from geovid.backbones.loader import resolve_device
@@ -159,8 +179,18 @@ def train(
         from geovid.model.architecture import BUNDLED, TINY
         from geovid.model.train import TrainConfig, train_unet, train_vae
 
-        if stage not in ("vae", "unet", "all"):
-            raise InputError(f"stage must be vae, unet or all, got {stage!r}")
+        if stage not in ("vae", "cache", "unet", "all"):
+            raise InputError(f"stage must be vae, cache, unet or all, got {stage!r}")
+        if stage == "cache":
+            from geovid.model.cache import build_latent_cache
+
+            if cache is None:
+                raise InputError("give the cache folder: --cache DIR")
+            with _train_progress(quiet, 1) as prog:
+                man = build_latent_cache(out, cache, n=scenes, artefact_fraction=artefacts, seed=seed,
+                                         workers=max(1, workers), progress=prog)
+            typer.echo(f"latent cache {cache}: {man['n']} scenes ({man['kinds']}) in {man['seconds']:.0f} s")
+            return
         if size not in ("bundled", "tiny"):
             raise InputError(f"--size must be bundled or tiny, got {size!r}")
         spec = BUNDLED if size == "bundled" else TINY
@@ -183,7 +213,7 @@ def train(
                 summaries.append(train_vae(out, cfg(16, 1e-3), spec, crop=vae_crop, object_weight=object_weight,
                                            chroma_weight=chroma_weight, progress=prog))
             if stage in ("unet", "all"):
-                summaries.append(train_unet(out, cfg(32, 5e-4), spec, progress=prog))
+                summaries.append(train_unet(out, cfg(32, 5e-4), spec, cache=cache, progress=prog))
         for s in summaries:
             (out / f"train-{s['stage']}.json").write_text(json.dumps(s, indent=2))
             typer.echo(f"{s['stage']}: {s['steps']} steps in {s['seconds']:.0f} s, final loss {s['loss']:.4g}")

@@ -5,10 +5,11 @@ The bundled model (docs/model.md) is a Stable Diffusion with every component shr
 * 64×64 RGB images; an ``AutoencoderKL`` with three blocks (two downsamplings, ×4) to 4×16×16 latents
   (D = 1024), KL-regularised like SD's VAE;
 * a 2-layer CLIP text encoder (hidden size 64) over a word-level vocabulary (:mod:`geovid.model.tokenizer`);
-* a ``UNet2DConditionModel`` on 16×16 latents (channels 32/64/128, cross-attention at 16×16 and 8×8 and in the
-  middle), predicting ε;
+* a ``UNet2DConditionModel`` on 16×16 latents (channels 32/64/128, one layer per block, cross-attention to the
+  text at 16×16, 8×8 and in the middle, self-attention only at 8×8 and in the middle), predicting ε -- chosen
+  by quality per CPU-minute among four variants (``benchmarks/unet_arch.py``, docs/model.md);
 * SD2's DDIM scheduler config (scaled-linear β 0.00085–0.012, 1000 steps, ``steps_offset`` 1, ε-prediction),
-  so METHOD §1's ν → t map gives the same timesteps as on SD2.
+  so docs/method.md §1's ν → t map gives the same timesteps as on SD2.
 
 :data:`TINY` is a much smaller variant for tests and smoke runs (same code path, seconds to build and train).
 """
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: SD2's scheduler config (stabilityai/stable-diffusion-2-1-base), with ε-prediction so the score estimators
-#: of METHOD §2 apply directly.
+#: of docs/method.md §2 apply directly.
 SCHEDULER_CONFIG: dict[str, Any] = {
     "num_train_timesteps": 1000,
     "beta_start": 0.00085,
@@ -47,9 +48,13 @@ class ModelSpec:
     text_heads: int = 4
     text_intermediate: int = 256
     unet_channels: tuple[int, ...] = (32, 64, 128)
-    unet_layers: int = 2
+    unet_layers: int = 1
     unet_groups: int = 32
     unet_head_dim: int = 16
+    unet_only_cross_attention: tuple[bool, ...] | bool = (True, False, False)
+    """Per down block (or for all): replace the self-attention of its transformer layers by a second
+    cross-attention to the text (diffusers' ``only_cross_attention``). Self-attention over the 256 tokens of
+    the 16×16 level is most of a CPU training step's attention cost."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -63,7 +68,7 @@ BUNDLED = ModelSpec()
 #: A test-sized model: a few thousand parameters per component, builds and trains in a second.
 TINY = ModelSpec(resolution=32, vae_channels=(8, 16), vae_layers=1, vae_groups=8, text_hidden=16,
                  text_layers=1, text_heads=2, text_intermediate=32, unet_channels=(16, 32), unet_layers=1,
-                 unet_groups=8, unet_head_dim=8)
+                 unet_groups=8, unet_head_dim=8, unet_only_cross_attention=False)
 
 
 def build_vae(spec: ModelSpec = BUNDLED, scaling_factor: float = 1.0):
@@ -111,6 +116,9 @@ def build_unet(spec: ModelSpec = BUNDLED, cross_attention_dim: int | None = None
         # from a fixed head width instead.
         attention_head_dim=tuple(max(1, c // spec.unet_head_dim) for c in spec.unet_channels),
         use_linear_projection=True,
+        only_cross_attention=(list(spec.unet_only_cross_attention)
+                              if isinstance(spec.unet_only_cross_attention, tuple)
+                              else spec.unet_only_cross_attention),
     )
 
 

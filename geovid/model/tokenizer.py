@@ -23,7 +23,7 @@ END_OF_WORD = "</w>"
 #: ~20, so 32 leaves room and keeps cross-attention cheap).
 MODEL_MAX_LENGTH = 32
 
-#: Words of the default negative prompt (METHOD §2) and a few general ones, so that such prompts tokenize to
+#: Words of the default negative prompt (docs/method.md §2) and a few general ones, so that such prompts tokenize to
 #: whole words even though the bundled model never saw them in training (their embeddings stay at init).
 EXTRA_WORDS: tuple[str, ...] = (
     "doubled", "doubling", "duplicate", "ghosting", "ghost", "distorted", "distortion", "distortions",

@@ -249,7 +249,7 @@ def _load_vae(out: Path) -> Any:
 
 def train_unet(out: str | Path, cfg: TrainConfig | None = None, spec: ModelSpec = BUNDLED,
                caption_dropout: float = 0.1, ema_decay: float = 0.995, min_snr_gamma: float | None = 5.0,
-               progress: ProgressFn = null_progress) -> dict[str, Any]:
+               cache: str | Path | None = None, progress: ProgressFn = null_progress) -> dict[str, Any]:
     """Train text encoder + UNet on the latents of ``out/vae`` and save the whole pipeline into ``out``.
 
     Args:
@@ -260,10 +260,13 @@ def train_unet(out: str | Path, cfg: TrainConfig | None = None, spec: ModelSpec 
         caption_dropout: fraction of captions replaced by ``""`` (the unconditional branch).
         ema_decay: EMA decay of the saved weights (0 disables EMA).
         min_snr_gamma: min-SNR loss weighting γ for ε-prediction (``None``: plain MSE).
+        cache: a latent cache made with this VAE (:mod:`geovid.model.cache`, clean and degraded scenes with
+            their captions): batches are drawn from it, so a step is only text encoder + UNet. ``None``:
+            render and encode clean scenes on the fly (slow on a CPU: encoding costs 5× a UNet step).
         progress: ``progress("unet", step, steps, info)`` after every step.
 
     Returns:
-        A summary: steps, seconds, final loss, the config.
+        A summary: steps, seconds, samples per second, final loss, the config.
     """
     from diffusers.training_utils import EMAModel
 
@@ -298,19 +301,32 @@ def train_unet(out: str | Path, cfg: TrainConfig | None = None, spec: ModelSpec 
     weights = ((snr.clamp(max=min_snr_gamma) / snr) if min_snr_gamma else torch.ones_like(snr)).to(cfg.device)
     gen = torch.Generator().manual_seed(cfg.seed)
     budget = _Budget(cfg)
-    stream = scene_stream(cfg.batch, size=spec.resolution, seed=cfg.seed + 1, workers=cfg.workers)
+    if cache is not None:
+        from geovid.model.cache import load_latent_cache
+
+        data = load_latent_cache(cache, out / "vae", partial=True)
+        if tuple(data.mean.shape[1:]) != (spec.latent_channels, spec.latent_size, spec.latent_size):
+            raise ValueError(f"the cache holds latents of shape {tuple(data.mean.shape[1:])}, not this model's")
+    else:
+        stream = scene_stream(cfg.batch, size=spec.resolution, seed=cfg.seed + 1, workers=cfg.workers)
     last_save = time.monotonic()
     ema_loss = None
     step = 0
     while step < cfg.steps and budget.fraction(step) < 1.0:
         _set_lr(opt, budget.lr(step))
-        x, captions = next(stream)
+        if cache is not None:
+            idx = torch.randint(0, len(data), (cfg.batch,), generator=gen)
+            captions = [data.captions[i] for i in idx.tolist()]
+            mean, std = data.mean[idx].float(), data.std[idx].float()
+        else:
+            x, captions = next(stream)
+            with torch.no_grad():
+                post = vae.encode(x.to(cfg.device) * 2 - 1).latent_dist
+                mean, std = post.mean.cpu(), post.std.cpu()
         drop = torch.rand(len(captions), generator=gen) < caption_dropout
         captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
-        with torch.no_grad():
-            post = vae.encode(x.to(cfg.device) * 2 - 1).latent_dist
-            # Posterior sample with CPU-drawn noise (same numbers on every device).
-            z0 = (post.mean + post.std * torch.randn(post.mean.shape, generator=gen).to(cfg.device)) * scale
+        # Posterior sample with CPU-drawn noise (same numbers on every device).
+        z0 = ((mean + std * torch.randn(mean.shape, generator=gen)) * scale).to(cfg.device)
         noise = torch.randn(z0.shape, generator=gen).to(cfg.device)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (z0.shape[0],), generator=gen)
         a = acp[t].view(-1, 1, 1, 1).to(cfg.device)
@@ -331,14 +347,34 @@ def train_unet(out: str | Path, cfg: TrainConfig | None = None, spec: ModelSpec 
         step += 1
         ema_loss = loss.item() if ema_loss is None else 0.98 * ema_loss + 0.02 * loss.item()
         progress("unet", step, cfg.steps, {"loss": ema_loss, "lr": budget.lr(step),
+                                           "samples/s": round(step * cfg.batch / max(budget.elapsed(), 1e-9), 1),
                                            "s": round(budget.elapsed())})
         if time.monotonic() - last_save > 60.0 * cfg.checkpoint_minutes:
             _save_pipeline(out, vae, text_encoder, tokenizer, unet, params, ema)
             last_save = time.monotonic()
     _save_pipeline(out, vae, text_encoder, tokenizer, unet, params, ema)
-    return {"stage": "unet", "steps": step, "seconds": round(budget.elapsed(), 1), "loss": ema_loss,
+    if cache is not None:
+        _write_extras(out, data.manifest)
+    seconds = budget.elapsed()
+    return {"stage": "unet", "steps": step, "seconds": round(seconds, 1), "loss": ema_loss,
+            "samples_per_second": round(step * cfg.batch / max(seconds, 1e-9), 1),
             "ema_decay": ema_decay, "caption_dropout": caption_dropout, "min_snr_gamma": min_snr_gamma,
-            "config": asdict(cfg)}
+            "cache": None if cache is None else {"path": str(cache), "scenes": len(data),
+                                                 "manifest": data.manifest},
+            "spec": asdict(spec), "config": asdict(cfg)}
+
+
+def _write_extras(out: Path, manifest: dict[str, Any]) -> None:
+    """geovid.json: the negative prompt made of the artefact words the model was trained on."""
+    import json
+
+    from geovid.backbones.loader import EXTRAS_FILE
+    from geovid.model.artefacts import KIND_WORDS, NEGATIVE_PROMPT
+
+    extras = {"negative_prompt": NEGATIVE_PROMPT, "artefact_kinds": KIND_WORDS,
+              "artefact_fraction": manifest.get("artefact_fraction"),
+              "note": "trained on degraded world scenes captioned with these words (docs/model.md)"}
+    (out / EXTRAS_FILE).write_text(json.dumps(extras, indent=2) + "\n")
 
 
 def _save_pipeline(out: Path, vae: Any, text_encoder: Any, tokenizer: Any, unet: Any,

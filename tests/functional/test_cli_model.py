@@ -98,3 +98,23 @@ def test_train_needs_a_budget_and_a_vae(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "no trained VAE" in res.stderr
     res = runner.invoke(app, ["train", "gan", "--out", str(tmp_path / "m"), "--steps", "1"])
     assert res.exit_code == 2 and "stage must be" in res.stderr
+
+
+def test_train_cache_then_unet_from_the_cache(tmp_path: Path) -> None:
+    """`geovid train cache` writes the latent set once; `train unet --cache` trains on it (model v2 recipe)."""
+    out, cache = tmp_path / "model", tmp_path / "latents"
+    res = runner.invoke(app, ["train", "vae", "--out", str(out), "--steps", "2", "--batch", "2", "--size", "tiny"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "cache", "--out", str(out), "--cache", str(cache), "--scenes", "12",
+                              "--workers", "0", "--artefacts", "0.5"])
+    assert res.exit_code == 0, res.output
+    assert "latent cache" in res.stdout and json.loads((cache / "manifest.json").read_text())["complete"]
+    res = runner.invoke(app, ["train", "unet", "--out", str(out), "--cache", str(cache), "--steps", "2",
+                              "--batch", "2", "--size", "tiny"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "train-unet.json").read_text())
+    assert summary["cache"]["scenes"] == 12
+    info = json.loads(runner.invoke(app, ["model", "info", "--model", str(out), "--json"]).stdout)
+    assert "ghosting" in info["negative_prompt"]
+    res = runner.invoke(app, ["train", "cache", "--out", str(out)])
+    assert res.exit_code == 2 and "--cache" in res.stderr

@@ -56,7 +56,7 @@ def test_tokenizer_gives_one_token_per_caption_word(bb) -> None:
 
 
 def test_round_trip_at_nu_06_on_world_images(bb) -> None:
-    """Invert to ν = 0.6 and denoise back (METHOD §1): the decoded image stays close to the original."""
+    """Invert to ν = 0.6 and denoise back (docs/method.md §1): the decoded image stays close to the original."""
     images, captions = render_scenes(heldout_seeds(4, start=2_000_000), size=64)
     z0 = bb.encode(images)
     t = bb.noise_level_to_timestep(0.6)
@@ -107,8 +107,6 @@ def _palette_share(images, colour: str) -> float:
     return hits / max(total, 1)
 
 
-@pytest.mark.xfail(strict=False, reason="known miss: the shipped UNet is undertrained (45 min on 2 CPU cores); "
-                   "text-to-image samples are world-like but do not follow the caption colours (docs/model.md)")
 def test_samples_follow_the_prompt_colour(bb) -> None:
     """Text conditioning works: a red prompt gives mostly red pixels, a blue prompt mostly blue ones."""
     from geovid.model.sampling import sample_images
@@ -117,3 +115,22 @@ def test_samples_follow_the_prompt_colour(bb) -> None:
     blue = sample_images(bb, "a large blue cube", n=3, steps=25, guidance=5.0, seed=0)
     assert _palette_share(red, "red") > 0.5 > _palette_share(blue, "red")
     assert _palette_share(blue, "blue") > 0.5 > _palette_share(red, "blue")
+
+
+@pytest.mark.xfail(strict=True, reason="known miss (docs/model.md): after 80 min of CPU training 47 % of samples "
+                   "pass the checker with their caption's colours, target 80 %; continue with `geovid train unet "
+                   "--resume`")
+def test_samples_pass_the_checker_at_the_target_rate(bb) -> None:
+    """The real threshold of docs/model.md: >= 80 % of samples are plausible and have their caption's colours."""
+    import torch
+
+    from geovid.model.data import heldout_seeds, render_scenes, tensor_to_images
+    from geovid.world.checker import check
+
+    _, captions = render_scenes(heldout_seeds(20, start=1_700_000))
+    cond = torch.cat([bb.embed_prompt(c) for c in captions])
+    noise = torch.randn((len(captions), *bb.latent_shape), generator=torch.Generator().manual_seed(0))
+    z = bb.denoise(noise, int(bb.timesteps(25)[0]), cond, guidance=5.0, num_inference_steps=25,
+                   uncond=bb.embed_prompt(""))
+    results = [check(img, cap) for img, cap in zip(tensor_to_images(bb.decode(z)), captions)]
+    assert sum(r.plausible and bool(r.colours_match) for r in results) >= 0.8 * len(results)
