@@ -3,7 +3,13 @@
 The reference length comes from Dijkstra on a 301² grid with a 5-neighbourhood stencil (metrication error
 ≪ 0.1 %); solver lengths are ∫ p^(−α) ‖dγ‖ with the exact density along their polylines.
 
-Usage: python -m benchmarks.accuracy
+Multi-modal section (issue #14, docs/method.md §5): the 2-D problems of ``geovid.toy.multimodal_problems`` (a
+symmetric saddle, a side minimum), where local descent from the segment fails. The reference there is
+``refined_reference`` (401² grid, 5-neighbourhood offsets, then L-BFGS on a 129-point polyline's exact length);
+the table gives the global error of the grid start (32-neighbourhood) alone and refined by geovid, of local descent
+from the segment, of the segment plus 4 bent starts, and of the reference schedule, with their score calls.
+
+Usage: python -m benchmarks.accuracy [--multimodal-only]
 """
 
 from __future__ import annotations
@@ -20,14 +26,66 @@ from geovid.geometry.estimators import FunctionEstimator
 from geovid.geometry.measures import exact_length
 from geovid.geometry.metrics import DensityMetric
 from geovid.geometry.paths import Sphere, initial_path
-from geovid.geometry.reference import dijkstra_geodesic
-from geovid.toy import example_problems
+from geovid.geometry.reference import dijkstra_geodesic, refined_reference
+from geovid.toy import ToyConfig, example_problems, multimodal_problems, run_toy
 
 RESULTS = Path(__file__).parent / "results"
 
 
+def multimodal() -> list[str]:
+    """Global error on the multi-modal 2-D problems; writes results/accuracy_multimodal.{json,md}."""
+    rows = []
+    for name, (dens, a, b, alpha, box) in multimodal_problems().items():
+        t0 = time.perf_counter()
+        ref, _, _ = refined_reference(dens.log_prob, a, b, alpha, box)
+        row: dict = {"problem": name, "reference_length": ref, "reference_seconds": time.perf_counter() - t0}
+        at, bt = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+        row["straight_length"] = exact_length(initial_path(at, bt, 65, Sphere(None)), dens.log_prob, alpha)
+        for label, kw in (("grid", {}), ("straight", {"init": "straight"}),
+                          ("straight+4", {"init": "straight", "starts": 4}),
+                          ("reference-17", {"solver": "reference"})):
+            t0 = time.perf_counter()
+            out = run_toy(ToyConfig(density=dens, start=a, end=b, alpha=alpha, **kw))
+            row[label] = {"length": out["length"], "error": (out["length"] - ref) / ref,
+                          "calls": out["network_calls"], "seconds": time.perf_counter() - t0,
+                          "critical_start": out["critical_start"], "grid": out["grid"]}
+            if label == "grid":
+                g = out["grid"]
+                from geovid.toy import grid_initial_path
+
+                x_init, _ = grid_initial_path(dens, DensityMetric(alpha), a, b, 65, box)
+                init_len = exact_length(x_init, dens.log_prob, alpha)
+                row["grid-only"] = {"length": init_len, "error": (init_len - ref) / ref, "nodes": g["nodes"],
+                                    "evaluations": g["evaluations"], "seconds": g["seconds"]}
+        rows.append(row)
+        print(name, {k: (f"{100 * v['error']:+.3f} %" if isinstance(v, dict) else v) for k, v in row.items()},
+              flush=True)
+    lines = ["| problem | fine reference L | straight L | grid start alone (32-nbhd) | geovid-65, grid start "
+             "| geovid-65 from the segment | segment + 4 bent starts | reference schedule (17 pts) "
+             "| score calls: grid start / segment / +4 starts / reference | grid: nodes, density evaluations, s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        def e(k: str, r: dict = r) -> str:
+            return f"{100 * r[k]['error']:+.3f} %"
+        g = r["grid-only"]
+        lines.append(f"| {r['problem']} | {r['reference_length']:.6g} | {r['straight_length']:.4g} | {e('grid-only')} "
+                     f"| {e('grid')} | {e('straight')} | {e('straight+4')} | {e('reference-17')} "
+                     f"| {r['grid']['calls']} / {r['straight']['calls']} / {r['straight+4']['calls']} / "
+                     f"{r['reference-17']['calls']} | {g['nodes']}, {g['evaluations']}, {g['seconds']:.2f} |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "accuracy_multimodal.json").write_text(json.dumps(rows, indent=1, default=float))
+    (RESULTS / "accuracy_multimodal.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return lines
+
+
 def main() -> None:
+    import sys
+
     torch.set_num_threads(2)
+    if "--multimodal-only" in sys.argv[1:]:
+        multimodal()
+        return
     rows = []
     for name, (dens, a, b, alpha, bounds) in example_problems().items():
         t0 = time.perf_counter()
@@ -60,6 +118,7 @@ def main() -> None:
     (RESULTS / "accuracy.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     _ = np  # numpy is used through the grid reference
+    multimodal()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The 2-D toy of the paper's Figure 1: a geodesic of a Gaussian-mixture density versus the straight segment.
 
 Here the density p is the mixture itself (noise level 0), so the exact score is used and the length
-∫ p(γ)^(−α) ‖dγ‖ is computed with the exact density (METHOD §3). The score metric (METHOD §4) is available too.
+∫ p(γ)^(−α) ‖dγ‖ is computed with the exact density (docs/method.md §3). The score metric (docs/method.md §4) is available too.
 """
 
 from __future__ import annotations
@@ -54,6 +54,36 @@ def example_problems() -> dict[str, tuple[GaussianMixture, tuple[float, float], 
     }
 
 
+def _tilted(angle_deg: float, s_major: float, s_minor: float) -> list[list[float]]:
+    """2×2 covariance with standard deviations s_major, s_minor, the major axis at angle_deg from the x axis."""
+    c, s = math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))
+    return [[c * c * s_major**2 + s * s * s_minor**2, c * s * (s_major**2 - s_minor**2)],
+            [c * s * (s_major**2 - s_minor**2), s * s * s_major**2 + c * c * s_minor**2]]
+
+
+def multimodal_problems() -> dict[str, tuple[GaussianMixture, tuple[float, float], tuple[float, float], float,
+                                             tuple[float, float, float, float]]]:
+    """Named 2-D problems where descent from the straight segment fails (issue #14; density, start, end, α, box).
+
+    ``ring-saddle``: eight equal Gaussians (std 0.5) on a full ring of radius 3, endpoints on opposite sides: the
+    straight segment through the empty centre is a critical point (the residual is zero by symmetry) and the two
+    halves of the ring are equally short. ``side-bridge``: two blobs tilted towards each other above the chord,
+    joined below it by a thin bridge (std 0.12 across) and two short legs: descent from the segment bends up into
+    the gap between the blobs' tips, a local minimum ten times longer than the route over the bridge.
+    """
+    ang = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+    ring = GaussianMixture(torch.ones(8, dtype=torch.float64), 3 * torch.stack([torch.cos(ang), torch.sin(ang)], 1),
+                           (0.25 * torch.eye(2, dtype=torch.float64)).repeat(8, 1, 1))
+    means = [[-2.5, 0.0], [2.5, 0.0]] + [[-2.4 + 0.6 * k, -1.3] for k in range(9)] + [[-2.5, -0.7], [2.5, -0.7]]
+    covs = [_tilted(50, 1.2, 0.35), _tilted(-50, 1.2, 0.35)] + [_tilted(0, 0.35, 0.12)] * 9 + \
+        [_tilted(90, 0.35, 0.12)] * 2
+    bridge = _gmm([1, 1] + [0.08] * 11, means, covs)
+    return {
+        "ring-saddle": (ring, (3.0, 0.0), (-3.0, 0.0), 1.0, sane_box(ring)),
+        "side-bridge": (bridge, (-2.5, 0.0), (2.5, 0.0), 1.0, sane_box(bridge)),
+    }
+
+
 DEFAULT_START = (3.0, 0.0)
 DEFAULT_END = (-3.0, 0.0)
 
@@ -74,6 +104,56 @@ class ToyConfig:
     points: int = 65
     """Points on the path, endpoints included (the reference solver always returns 17)."""
     max_calls: int | None = None
+    init: str = "grid"
+    """Initial path: ``grid`` (shortest path on a 2-D grid with a 32-neighbourhood, then refined by the solver;
+    docs/method.md §5) or ``straight`` (the segment, local descent only). The reference solver always starts
+    straight."""
+    starts: int = 0
+    """Extra starts: K bent copies of the straight segment solved with the main start (docs/method.md §5)."""
+
+
+#: Grid of the 2-D initialisation: 32-neighbourhood stencil (offsets up to 3 cells), Simpson on 3 samples per edge.
+GRID_STENCIL = 3
+GRID_SAMPLES = 3
+
+
+def grid_initial_path(dens: GaussianMixture, metric: Any, start: tuple[float, float], end: tuple[float, float],
+                      points: int, box: tuple[float, float, float, float] | None = None
+                      ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The global initial path of the 2-D solver (docs/method.md §5): Dijkstra on a grid over the density's
+    sane box with a 32-neighbourhood, spacing at most the narrowest component's smallest standard deviation
+    (101–301 points a side), resampled to ``points`` points equally spaced in arc length.
+
+    Returns the path (points, 2) and a report (grid size, stencil, grid length, weight evaluations, seconds).
+    """
+    import time
+
+    import numpy as np
+
+    from geovid.geometry.reference import (
+        density_weight,
+        grid_resolution,
+        grid_shortest_path,
+        polyline_to_path,
+        score_metric_weight,
+    )
+
+    t0 = time.perf_counter()
+    box = box or sane_box(dens)
+    covs = dens.covs if not dens.diagonal else torch.diag_embed(dens.covs)
+    feature = float(torch.linalg.eigvalsh(covs).min().sqrt())
+    res = grid_resolution(box, feature)
+    if metric.name == "density":
+        weight = density_weight(lambda p: dens.log_prob(torch.from_numpy(p)).numpy(), metric.alpha)
+    else:
+        weight = score_metric_weight(lambda p: dens.score(torch.from_numpy(p)).numpy(), metric.lam)
+    with np.errstate(over="ignore"):
+        g = grid_shortest_path(weight, start, end, box, resolution=res, stencil=GRID_STENCIL, samples=GRID_SAMPLES)
+    path = torch.from_numpy(polyline_to_path(g.path, start, end, points))
+    info = {"resolution": res, "stencil": GRID_STENCIL, "neighbours": 32, "nodes": g.nodes,
+            "grid_length": g.length if math.isfinite(g.length) else None, "evaluations": g.evaluations,
+            "seconds": time.perf_counter() - t0}
+    return path, info
 
 
 def sane_box(density: GaussianMixture, margin: float = 5.0) -> tuple[float, float, float, float]:
@@ -109,10 +189,21 @@ def run_toy(cfg: ToyConfig, progress: ProgressFn = null_progress) -> dict[str, A
     b = torch.tensor(cfg.end, dtype=torch.float64)
     if torch.allclose(a, b):
         raise InputError("start and end are the same point")
+    if cfg.init not in ("grid", "straight"):
+        raise InputError(f"unknown initial path {cfg.init!r}; choose from grid, straight")
+    if cfg.starts < 0:
+        raise InputError(f"--starts must be 0 or more, got {cfg.starts}")
     sphere = Sphere(None)  # the toy lives in the plane: no sphere constraint
     est = FunctionEstimator(dens.score)
     x0 = initial_path(a, b, cfg.points, sphere)
-    res = solve_bvp(x0, est, metric, sphere, solver=cfg.solver, max_calls=cfg.max_calls, progress=progress)
+    grid_info = None
+    init = cfg.init if cfg.solver != "reference" else "straight"
+    if init == "grid":
+        progress("grid", 0, 1, {"stencil": "32-neighbourhood"})
+        x0, grid_info = grid_initial_path(dens, metric, cfg.start, cfg.end, cfg.points, box)
+        progress("grid", 1, 1, {"nodes": grid_info["nodes"], "s": round(grid_info["seconds"], 2)})
+    res = solve_bvp(x0, est, metric, sphere, solver=cfg.solver, max_calls=cfg.max_calls, progress=progress,
+                    starts=cfg.starts)
     path = res.path
     logp = dens.log_prob
     pm = path_measures(path, dens.score(path), metric, sphere, score_fn=dens.score)
@@ -135,6 +226,14 @@ def run_toy(cfg: ToyConfig, progress: ProgressFn = null_progress) -> dict[str, A
         "log_density_straight": logp(straight).tolist(),
         "density": dens.to_dict(),
         "seconds": res.seconds,
+        "init": init,
+        "grid": grid_info,
+        "starts": cfg.starts,
+        "critical_start": bool(res.info.get("critical_start", False)),
+        "critical_broken": bool(res.info.get("critical_broken", False)),
+        "start_report": res.info.get("starts", []),
+        "chosen_start": res.info.get("chosen", 0),
+        "note": res.info.get("note"),
     }
     if cfg.metric == "score":
         from geovid.geometry.metrics import ScoreMetric
@@ -142,7 +241,18 @@ def run_toy(cfg: ToyConfig, progress: ProgressFn = null_progress) -> dict[str, A
         sm: ScoreMetric = metric  # type: ignore[assignment]
         out["energy"] = _score_energy(path, dens, sm.lam)
         out["straight_energy"] = _score_energy(straight, dens, sm.lam)
-    return out
+    return _json_safe(out)
+
+
+def _json_safe(v: Any) -> Any:
+    """Non-finite floats become None (JSON null): no NaN or Infinity in the toy's JSON."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_safe(x) for x in v]
+    return v
 
 
 def _score_energy(x: torch.Tensor, dens: GaussianMixture, lam: float, sub: int = 16) -> float:
@@ -155,6 +265,11 @@ def _score_energy(x: torch.Tensor, dens: GaussianMixture, lam: float, sub: int =
     v = (b - a) * n  # t ∈ [0, 1], each segment takes 1/n
     q = (v * v).sum(-1)[:, None] + lam * ((s * v[:, None]).sum(-1)) ** 2
     return float(0.5 * q.mean(1).sum() / n)
+
+
+def _g(v: Any) -> str:
+    """A number for a label: 4 significant digits, "n/a" for a missing (non-finite) value."""
+    return f"{v:.4g}" if isinstance(v, int | float) and math.isfinite(v) else "n/a"
 
 
 def plot_toy(result: dict[str, Any], out: Path) -> Path:
@@ -181,8 +296,8 @@ def plot_toy(result: dict[str, Any], out: Path) -> Path:
     qs = dens.score(torch.from_numpy(np.stack([qx.ravel(), qy.ravel()], 1))).numpy()
     qn = np.linalg.norm(qs, axis=1, keepdims=True).clip(1e-12)
     ax.quiver(qx.ravel(), qy.ravel(), *(qs / qn).T, color="white", alpha=0.45, scale=35, width=0.003)
-    ax.plot(*np.stack([a, b]).T, "--", color="white", lw=2, label=f"straight  L = {result['straight_length']:.4g}")
-    ax.plot(path[:, 0], path[:, 1], "-", color="#e8590c", lw=3, label=f"geodesic  L = {result['length']:.4g}")
+    ax.plot(*np.stack([a, b]).T, "--", color="white", lw=2, label=f"straight  L = {_g(result['straight_length'])}")
+    ax.plot(path[:, 0], path[:, 1], "-", color="#e8590c", lw=3, label=f"geodesic  L = {_g(result['length'])}")
     ax.plot(*a, "o", color="white", ms=8, mec="k")
     ax.plot(*b, "s", color="white", ms=8, mec="k")
     ax.set_aspect("equal")
@@ -198,8 +313,8 @@ def plot_toy(result: dict[str, Any], out: Path) -> Path:
         return c / c[-1]
 
     straight = np.linspace(0, 1, len(result["log_density_straight"]))[:, None] * (b - a) + a
-    ax2.semilogy(arc(straight), np.exp(result["log_density_straight"]), "--", color="#495057", lw=2, label="straight")
-    ax2.semilogy(arc(path), np.exp(result["log_density_geodesic"]), "-", color="#e8590c", lw=2.5, label="geodesic")
+    ax2.semilogy(arc(straight), np.exp(np.array(result["log_density_straight"], dtype=float)), "--", color="#495057", lw=2, label="straight")
+    ax2.semilogy(arc(path), np.exp(np.array(result["log_density_geodesic"], dtype=float)), "-", color="#e8590c", lw=2.5, label="geodesic")
     ax2.set_xlabel("normalised arc length")
     ax2.set_ylabel("p along the path")
     ax2.set_title("density along the paths")

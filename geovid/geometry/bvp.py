@@ -1,9 +1,9 @@
-"""Boundary value problem: geodesics with fixed endpoints (METHOD §5).
+"""Boundary value problem: geodesics with fixed endpoints (docs/method.md §5).
 
 Two solvers, chosen by name (``SOLVERS`` registry):
 
 ``reference``
-    Exactly the published schedule of METHOD §5: control points inserted by bisection (1, 3, 7, 15 interior
+    Exactly the published schedule of docs/method.md §5: control points inserted by bisection (1, 3, 7, 15 interior
     points), 100 iterations per level, update x ← x + η_k r̃ with r̃ = N[s + γ̈/(α‖γ̇‖²)] where γ̈ comes from a natural
     cubic spline through the knots and γ̇ from the piecewise slerp, η_k = 0.1 (1 − k/400)/(number of control
     points), back onto the sphere; a level ends early (the step is skipped) when mean ‖N s‖ < mean ‖N γ̈/(α‖γ̇‖²)‖.
@@ -11,7 +11,7 @@ Two solvers, chosen by name (``SOLVERS`` registry):
 
 ``energy``
     For the score metric (used automatically when ``geovid`` is asked with it): L-BFGS on the discrete energy
-    of METHOD §4 with autograd gradients.
+    of docs/method.md §4 with autograd gradients.
 
 ``geovid`` (default)
     geovid's own solver. All interior points move at once (one batched score call per iteration) with a
@@ -26,14 +26,22 @@ Two solvers, chosen by name (``SOLVERS`` registry):
     Multilevel: the path is first solved with few points (5, 9, …) and refined by 4-point subdivision.
     Stops when the relative objective change and the largest displacement (relative to the spacing) stay below
     tolerance, or on the call budget. Mode ``free`` lets points slide along the path (even spacing, for
-    interpolation); mode ``normal`` moves them only normally (keeps a video's timing, for γ_o in METHOD §7).
+    interpolation); mode ``normal`` moves them only normally (keeps a video's timing, for γ_o in docs/method.md §7).
+
+Global starts (docs/method.md §5). Local descent can stop on a critical point of the length (the straight path
+between symmetric endpoints: its residual is exactly zero) or in the nearest local minimum. A start whose residual
+already passes the convergence test before any step is reported as *critical* (``BVPResult.info``) and broken by
+two opposite bends; ``starts`` = K adds K bent copies of the straight path (``bent_paths``) and ``candidates``
+other initial paths (e.g. the 2-D grid shortest path, ``geovid.toy.grid_initial_path``). All starts of the geovid
+solver are iterated in lockstep (each start is a generator of score requests; one batched score call per round)
+and the one with the lowest objective is returned; ``info["starts"]`` summarises every start.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +55,9 @@ from geovid.progress import ProgressFn, null_progress
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 Monitor = Callable[[torch.Tensor, int], None]  # called with (current path, network calls so far)
+
+#: Bend of the extra starts, as a fraction of the chord ‖b − a‖ (docs/method.md §5).
+DEFAULT_START_AMPLITUDE = 0.5
 
 
 class CountingScore:
@@ -75,6 +86,8 @@ class BVPResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     schedule: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+    """Global-start report (docs/method.md §5): ``critical_start``, ``starts`` (one summary per start), ``chosen``."""
 
 
 def _objective(x: torch.Tensor, s: torch.Tensor, metric: Any) -> float:
@@ -131,40 +144,60 @@ def _check_inputs(x0: torch.Tensor) -> None:
         raise InputError("the initial path contains non-finite values")
 
 
-def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere, *,
-                 mode: str = "free", multilevel: bool = True, max_calls: int | None = None,
-                 max_iters: int = 400, xtol: float = 1e-3, rtol: float = 1e-6, patience: int = 3,
-                 step: float = 1.0, step_max: float = 1e4, slack: float = 1.5, stall: int = 12, theta: float = 0.5,
-                 coarse_factor: float = 64.0,
-                 progress: ProgressFn = null_progress, monitor: Monitor | None = None, **_: Any) -> BVPResult:
-    """geovid's default BVP solver (see the module docstring). x0: initial path (n, D), endpoints fixed.
+@dataclass
+class _StartRun:
+    """One start of a geovid solve: its outcome, filled in by ``_geovid_run`` (see ``solve_geovid``)."""
 
-    The explicit force step is bounded by c h̄² Lip(F) ≤ ``theta`` with Lip(F) a secant estimate from the last
-    accepted step. Step control is on the residual and the objective: a trial step is accepted when it is finite and either lowers the
-    objective or does not raise the mean ‖r‖ above ``slack`` × its current value; accepted steps double c, rejected ones divide it by
-    4. A level ends when the largest displacement stays below ``xtol`` × spacing (``coarse_factor`` × ``xtol`` on
-    the coarse warm-start levels) for ``patience`` iterations,
-    when the mean ‖r‖ times the path length falls below ``rtol``, or when the best mean ‖r‖ has not improved
-    by 1 % for ``stall`` iterations (the noise floor of a stochastic estimator); the level's best path is kept.
-    """
-    _check_inputs(x0)
-    if mode not in ("free", "normal"):
-        raise InputError(f"mode must be 'free' or 'normal', got {mode!r}")
-    t0 = time.perf_counter()
-    counter = CountingScore(score_fn)
-    hvp_fn = counter if metric.needs_hvp else None
+    kind: str  # "initial", "candidate", "bend" or "saddle-break"
+    calls: int = 0  # network calls this start asked for (endpoint scores included, shared by all starts)
+    path: torch.Tensor | None = None
+    scores: torch.Tensor | None = None
+    iterations: int = 0
+    converged: bool = False
+    critical: bool = False  # the initial path already met the residual test: a critical point of the length
+    initial_residual: float = math.nan
+    initial_objective: float = math.nan
+    last_residual: float = math.nan
+    last_objective: float = math.inf
+    objective: float = math.inf  # log L̃ (or log E) of the returned path, the selection criterion
+    history: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None  # an extra start that failed (e.g. non-finite scores where it began) is dropped
+
+    def summary(self) -> dict[str, Any]:
+        return {"kind": self.kind, "calls": self.calls, "iterations": self.iterations, "converged": self.converged,
+                "critical": self.critical, "initial_objective": _finite_or_none(self.initial_objective),
+                "objective": _finite_or_none(self.objective), "initial_residual": _finite_or_none(self.initial_residual),
+                "final_residual": _finite_or_none(self.last_residual), **({"error": self.error} if self.error else {})}
+
+
+def _finite_or_none(v: float) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _geovid_run(x0: torch.Tensor, s_ends: torch.Tensor, metric: Any, sphere: Sphere, run: _StartRun, *,
+                per_point: int, hvp_fn: ScoreFn | None, total_calls: Callable[[], int], mode: str,
+                multilevel: bool, max_calls: int | None, max_iters: int, xtol: float, rtol: float, patience: int,
+                step: float, step_max: float, slack: float, stall: int, theta: float, coarse_factor: float,
+                progress: ProgressFn, monitor: Monitor | None, coarse_only: bool = False
+                ) -> Generator[torch.Tensor, torch.Tensor, None]:
+    """The geovid iteration for one start, as a generator: it yields the points whose scores it needs and
+    receives them, so that ``_lockstep`` can serve several starts with one batched score call per round.
+    ``coarse_only`` stops after the coarse warm-start levels (the finest level is left out)."""
     n = x0.shape[0]
     sizes = _level_sizes(n, multilevel and mode == "free")
+    n_levels = len(sizes)
+    if coarse_only and n_levels > 1:
+        sizes = sizes[:-1]
     x = x0[:: (n - 1) // (sizes[0] - 1)].clone() if sizes[0] != n else x0.clone()
-    s_ends = counter(x[[0, -1]])
-    if not torch.all(torch.isfinite(s_ends)):
-        raise SolverError("the score is not finite at the endpoints")
-    history: list[dict[str, Any]] = []
+    history = run.history
     it_total = 0
     converged = False
 
-    def evaluate(xx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float, float]:
-        si = counter(xx[1:-1])
+    def evaluate(xx: torch.Tensor) -> Generator[torch.Tensor, torch.Tensor,
+                                                  tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                        float, float]]:
+        si = yield xx[1:-1]
+        run.calls += (xx.shape[0] - 2) * per_point
         ss = torch.cat([s_ends[:1], si, s_ends[1:]])
         if not torch.all(torch.isfinite(ss)):
             return ss, ss, ss, ss, math.inf, math.inf
@@ -173,13 +206,21 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
         fo = _objective(xx, ss, metric)
         return ss, r, k, tang, (mr if math.isfinite(mr) else math.inf), (fo if math.isfinite(fo) else math.inf)
 
+    s = torch.empty(0)
+    mr = math.nan
     for li, size in enumerate(sizes):
-        last = li == len(sizes) - 1
+        last = li == n_levels - 1
         if x.shape[0] != size:
             x = _subdivide(x, sphere)
-        s, r, k, tang, mr, fo = evaluate(x)
+        s, r, k, tang, mr, fo = yield from evaluate(x)
         if not math.isfinite(mr):
             raise SolverError("the score is not finite on the initial path")
+        if li == 0:
+            run.initial_residual, run.initial_objective = mr, fo
+            # A critical start (docs/method.md §5): the residual already passes the convergence test before any
+            # step (exactly zero on a symmetric saddle); descent cannot leave it, the caller breaks it.
+            run.critical = mr * float((x[1:] - x[:-1]).norm(dim=-1).sum()) < rtol
+        run.last_residual, run.last_objective = mr, fo
         c = step
         lip = 0.0  # secant estimate of the force's Lipschitz constant (stability bound of the explicit part)
         quiet = 0
@@ -188,7 +229,7 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
         level_tol = xtol if last else coarse_factor * xtol
         level_converged = False
         while it_total < max_iters:
-            if max_calls is not None and counter.calls + (size - 2) > max_calls:
+            if max_calls is not None and run.calls + (size - 2) > max_calls:
                 break
             length = float((x[1:] - x[:-1]).norm(dim=-1).sum())
             if mr * length < rtol:
@@ -208,7 +249,7 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
                 if mode == "normal":
                     d = d - (d * tang).sum(-1, keepdim=True) * tang
                 x_new = torch.cat([x[:1], sphere.project_points(x[1:-1] + d), x[-1:]])
-                trial = evaluate(x_new)
+                trial = yield from evaluate(x_new)
                 # Accept a finite step that lowers the objective (log L̃ or log E) or keeps the residual within
                 # `slack` of its best: length descent alone can stall on coarse levels where the line-integral
                 # estimate of L̃ is crude, residual descent alone stalls in curvature flow.
@@ -225,17 +266,18 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
                     c = min(c * 2, step_max)
                     break
                 c /= 4
-                if c < 1e-10 or (max_calls is not None and counter.calls + (size - 2) > max_calls):
+                if c < 1e-10 or (max_calls is not None and run.calls + (size - 2) > max_calls):
                     break
             it_total += 1
             if monitor is not None and accepted:
-                monitor(x, counter.calls)
+                monitor(x, total_calls())
             rn = r.norm(dim=-1)
             rec = {"iteration": it_total, "level": li, "points": size, "mean_residual": float(rn.mean()),
-                   "max_residual": float(rn.max()), "calls": counter.calls, "step": c, "accepted": accepted,
+                   "max_residual": float(rn.max()), "calls": total_calls(), "step": c, "accepted": accepted,
                    "displacement": disp}
             history.append(rec)
-            progress("solve", it_total, max_iters, {"|r|": rec["mean_residual"], "calls": counter.calls})
+            run.iterations, run.last_residual, run.last_objective = it_total, mr, fo
+            progress("solve", it_total, max_iters, {"|r|": rec["mean_residual"], "calls": total_calls()})
             if not accepted and c < 1e-10:
                 if not math.isfinite(mr):
                     raise SolverError("the geodesic solver diverged: non-finite scores even with tiny steps "
@@ -258,16 +300,249 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
             mr, x, s = best[0], best[1], best[2]
         if last:
             converged = level_converged
-    progress("solve", it_total, it_total, {"|r|": history[-1]["mean_residual"] if history else math.nan,
-                                           "calls": counter.calls})
-    return BVPResult(path=x, scores=s, iterations=it_total, network_calls=counter.calls, converged=converged,
-                     solver="geovid", history=history, seconds=time.perf_counter() - t0)
+    # The last known mean ‖r‖ (the initial one when no step was taken): never NaN in a progress line.
+    run.path, run.scores, run.iterations, run.converged, run.last_residual = x, s, it_total, converged, mr
+    run.objective = _objective(x, s, metric)
+    progress("solve", it_total, it_total, {"|r|": mr, "calls": total_calls()})
+
+
+def _guarded(gen: Generator[torch.Tensor, torch.Tensor, None], run: _StartRun
+             ) -> Generator[torch.Tensor, torch.Tensor, None]:
+    """An extra start whose solve fails (non-finite scores where it began, divergence) is recorded and dropped;
+    the other starts go on."""
+    try:
+        yield from gen
+    except SolverError as exc:
+        run.error, run.objective = str(exc), math.inf
+
+
+def _lockstep(gens: list[Generator[torch.Tensor, torch.Tensor, None]], counter: CountingScore,
+              after_round: Callable[[int], list[Generator[torch.Tensor, torch.Tensor, None]]] | None = None) -> None:
+    """Run the starts' generators together: every round, one batched score call for all pending requests.
+
+    ``after_round(round)`` may return new generators (e.g. starts that break a critical point), which join the
+    next round.
+    """
+    pending: dict[int, torch.Tensor] = {}
+    live: dict[int, Generator[torch.Tensor, torch.Tensor, None]] = {}
+
+    def start(g: Generator[torch.Tensor, torch.Tensor, None]) -> None:
+        i = len(live) + len(done)
+        try:
+            pending[i] = next(g)
+            live[i] = g
+        except StopIteration:
+            done.add(i)
+
+    done: set[int] = set()
+    for g in gens:
+        start(g)
+    rounds = 0
+    while pending:
+        keys = list(pending)
+        batch = torch.cat([pending[i] for i in keys])
+        scores = counter(batch) if batch.shape[0] else batch.new_zeros(batch.shape)
+        offset = 0
+        for i in keys:
+            m = pending[i].shape[0]
+            try:
+                pending[i] = live[i].send(scores[offset:offset + m])
+            except StopIteration:
+                del pending[i], live[i]
+                done.add(i)
+            offset += m
+        rounds += 1
+        if after_round is not None:
+            for g in after_round(rounds):
+                start(g)
+
+
+def bent_paths(a: torch.Tensor, b: torch.Tensor, n: int, sphere: Sphere, count: int, seed: int = 0,
+               amplitude: float = DEFAULT_START_AMPLITUDE) -> list[torch.Tensor]:
+    """``count`` initial paths from a to b: the straight path (slerp on the sphere, lerp off it) bent away from the
+    chord by amplitude × ‖b − a‖ (docs/method.md §5, multi-start).
+
+    Each bend has the profile sin(πt) + c sin(2πt) (c uniform in [−½, ½]: bends of different shapes) along a
+    random direction orthogonal to the chord (and tangent to the sphere); starts come in antithetic pairs, the
+    second of a pair bent the opposite way, so that in 2-D both sides of the chord are tried and in high
+    dimension a saddle's unstable direction is pushed both ways.
+    """
+    base = initial_path(a, b, n, sphere)
+    if count <= 0:
+        return []
+    dtype = a.dtype
+    tt = torch.linspace(0, 1, n, dtype=dtype)
+    chord = b - a
+    length = float(chord.norm())
+    ch = chord / max(length, 1e-300)
+    gen = torch.Generator().manual_seed(int(seed) + 7919)
+    out: list[torch.Tensor] = []
+    u = torch.zeros_like(a)
+    skew = 0.0
+    for j in range(count):
+        if j % 2 == 0:
+            u = torch.randn(a.shape[0], generator=gen, dtype=torch.float64).to(dtype)
+            u = u - (u @ ch) * ch
+            if sphere.on:
+                mid = base[n // 2] / base[n // 2].norm().clamp_min(1e-300)
+                u = u - (u @ mid) * mid
+            u = u / u.norm().clamp_min(1e-300)
+            skew = float(torch.rand(1, generator=gen, dtype=torch.float64)) - 0.5
+        sign = 1.0 if j % 2 == 0 else -1.0
+        shape = torch.sin(math.pi * tt) + skew * torch.sin(2 * math.pi * tt)
+        dirs = sphere.project_vectors(base, u.expand(n, -1))
+        x = sphere.project_points(base + sign * amplitude * length * shape[:, None] * dirs)
+        x[0], x[-1] = a, b
+        out.append(x)
+    return out
+
+
+def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere, *,
+                 starts: int = 0, candidates: list[torch.Tensor] | None = None, start_seed: int = 0,
+                 start_amplitude: float = DEFAULT_START_AMPLITUDE, break_critical: bool = True,
+                 select: str = "final", keep_start_paths: bool = False,
+                 mode: str = "free", multilevel: bool = True, max_calls: int | None = None,
+                 max_iters: int = 400, xtol: float = 1e-3, rtol: float = 1e-6, patience: int = 3,
+                 step: float = 1.0, step_max: float = 1e4, slack: float = 1.5, stall: int = 12, theta: float = 0.5,
+                 coarse_factor: float = 64.0,
+                 progress: ProgressFn = null_progress, monitor: Monitor | None = None, **_: Any) -> BVPResult:
+    """geovid's default BVP solver (see the module docstring). x0: initial path (n, D), endpoints fixed.
+
+    The explicit force step is bounded by c h̄² Lip(F) ≤ ``theta`` with Lip(F) a secant estimate from the last
+    accepted step. Step control is on the residual and the objective: a trial step is accepted when it is finite and either lowers the
+    objective or does not raise the mean ‖r‖ above ``slack`` × its current value; accepted steps double c, rejected ones divide it by
+    4. A level ends when the largest displacement stays below ``xtol`` × spacing (``coarse_factor`` × ``xtol`` on
+    the coarse warm-start levels) for ``patience`` iterations,
+    when the mean ‖r‖ times the path length falls below ``rtol``, or when the best mean ‖r‖ has not improved
+    by 1 % for ``stall`` iterations (the noise floor of a stochastic estimator); the level's best path is kept.
+
+    Global starts (docs/method.md §5, mode ``free`` only): ``starts`` = K adds K bent copies of the straight path
+    (``bent_paths``, amplitude ``start_amplitude``, seed ``start_seed``), ``candidates`` adds given initial paths
+    (e.g. a grid shortest path); all starts are iterated together, one batched score call per round, each with
+    the budget ``max_calls``, and the start whose path has the lowest objective (log L̃) is returned. With
+    ``select="coarse"`` the starts only run the coarse warm-start levels and the best of them alone is refined
+    on the finest level (cheaper; the choice rests on the coarse paths' objectives). ``keep_start_paths`` puts
+    every start's final path in ``info["start_paths"]`` (for benchmarks). A start
+    that is a critical point (its residual passes the convergence test before any step, e.g. the straight path
+    between symmetric endpoints) is reported in ``info["critical_start"]``; with ``break_critical`` and no bent
+    start it is broken by two opposite bends. ``info["starts"]`` summarises every start.
+    """
+    _check_inputs(x0)
+    if mode not in ("free", "normal"):
+        raise InputError(f"mode must be 'free' or 'normal', got {mode!r}")
+    if starts < 0:
+        raise InputError(f"starts must be 0 or more, got {starts}")
+    if select not in ("final", "coarse"):
+        raise InputError(f"select must be 'final' or 'coarse', got {select!r}")
+    t0 = time.perf_counter()
+    counter = CountingScore(score_fn)
+    per_point = counter.per_point
+    s_ends = counter(x0[[0, -1]])
+    if not torch.all(torch.isfinite(s_ends)):
+        raise SolverError("the score is not finite at the endpoints")
+    inits: list[tuple[str, torch.Tensor]] = [("initial", x0)]
+    if mode == "free":
+        for c in candidates or []:
+            _check_inputs(c)
+            if c.shape != x0.shape:
+                raise InputError(f"a candidate initial path has shape {tuple(c.shape)}, expected {tuple(x0.shape)}")
+            inits.append(("candidate", torch.cat([x0[:1], c[1:-1], x0[-1:]])))
+        inits += [("bend", p) for p in bent_paths(x0[0], x0[-1], x0.shape[0], sphere, starts, start_seed,
+                                                  start_amplitude)]
+    single = len(inits) == 1
+    runs: list[_StartRun] = []
+    opts = {"per_point": per_point, "total_calls": lambda: counter.calls, "mode": mode, "multilevel": multilevel,
+            "max_calls": max_calls, "max_iters": max_iters, "xtol": xtol, "rtol": rtol, "patience": patience,
+            "step": step, "step_max": step_max, "slack": slack, "stall": stall, "theta": theta,
+            "coarse_factor": coarse_factor, "monitor": monitor}
+
+    coarse = select == "coarse" and not single and mode == "free" and multilevel
+    opts["coarse_only"] = coarse
+
+    def make(kind: str, x_init: torch.Tensor, prog: ProgressFn, run: _StartRun | None = None, guard: bool = True,
+             **over: Any) -> Generator[torch.Tensor, torch.Tensor, None]:
+        if run is None:
+            run = _StartRun(kind, calls=2 * per_point)
+            runs.append(run)
+        hvp_fn = None
+        if metric.needs_hvp:
+            def hvp_fn(xx: torch.Tensor, run: _StartRun = run) -> torch.Tensor:
+                run.calls += xx.shape[0] * per_point
+                return counter(xx)
+        gen = _geovid_run(x_init, s_ends, metric, sphere, run, hvp_fn=hvp_fn, progress=prog, **{**opts, **over})
+        return _guarded(gen, run) if guard and kind != "initial" else gen
+
+    gens = [make(kind, p, progress if single else null_progress) for kind, p in inits]
+    broken = False
+
+    def after_round(rnd: int) -> list[Generator[torch.Tensor, torch.Tensor, None]]:
+        nonlocal broken
+        new = []
+        if (rnd == 1 and break_critical and mode == "free" and runs[0].critical
+                and not any(r.kind == "bend" for r in runs)):
+            # Break the critical point: two opposite bends (in 2-D both sides of the chord).
+            broken = True
+            new = [make("saddle-break", p, null_progress) for p in bent_paths(
+                x0[0], x0[-1], x0.shape[0], sphere, 2, start_seed, start_amplitude)]
+        if len(runs) > 1:
+            # Several starts: one progress line for all, with the residual of the currently shortest start.
+            live = [r for r in runs if math.isfinite(r.last_objective)]
+            lead = min(live, key=lambda r: r.last_objective) if live else runs[0]
+            res_now = lead.last_residual if math.isfinite(lead.last_residual) else 0.0
+            progress("solve", rnd, max_iters, {"|r|": res_now, "calls": counter.calls, "starts": len(runs)})
+        return new
+
+    _lockstep(gens, counter, after_round)
+    if len(runs) > 1 and getattr(score_fn, "stochastic", False):
+        # Stochastic scores: compare the starts on scores drawn alone for each path (same draws per point index).
+        for r in runs:
+            if r.path is None:
+                continue
+            r.scores = counter(r.path)
+            r.calls += r.path.shape[0] * per_point
+            r.objective = _objective(r.path, r.scores, metric)
+    pick = min(range(len(runs)), key=lambda i: (runs[i].objective if math.isfinite(runs[i].objective)
+                                                  else math.inf, i))
+    win = runs[pick]
+    summaries = [r.summary() for r in runs]
+    if coarse and win.path is not None and win.path.shape[0] != x0.shape[0]:
+        # Refine the chosen start alone on the finest level (the budget counts its coarse calls too).
+        coarse_hist, coarse_iters = list(win.history), win.iterations
+        fine = _StartRun(win.kind, calls=win.calls)
+        _lockstep([make(win.kind, _subdivide(win.path, sphere), progress, run=fine, guard=False, multilevel=False,
+                        coarse_only=False)], counter)
+        for rec in fine.history:
+            rec["iteration"] += coarse_iters
+        fine.history[:0] = coarse_hist
+        fine.iterations += coarse_iters
+        fine.critical, fine.initial_residual, fine.initial_objective = (win.critical, win.initial_residual,
+                                                                        win.initial_objective)
+        win = runs[pick] = fine
+        summaries[pick] = {**fine.summary(), "coarse_objective": summaries[pick]["objective"]}
+    info: dict[str, Any] = {"starts": summaries, "chosen": pick, "chosen_kind": win.kind,
+                            "critical_start": runs[0].critical, "select": "coarse" if coarse else "final"}
+    if runs[0].critical:
+        if len(runs) == 1:
+            info["note"] = ("the initial path is a critical point of the length (residual ~0 before any step); "
+                            "not broken (mode 'normal' or break_critical off)")
+        else:
+            info["note"] = ("the initial path is a critical point of the length (residual ~0 before any step); "
+                            f"broken by {len(runs) - 1} other start(s); kept: {win.kind} (start {pick})")
+    info["critical_broken"] = bool(runs[0].critical and len(runs) > 1)
+    if keep_start_paths:
+        info["start_paths"] = [r.path for r in runs]
+    if len(runs) > 1:
+        progress("solve", win.iterations, win.iterations, {"|r|": win.last_residual, "calls": counter.calls,
+                                                           "starts": len(runs)})
+    return BVPResult(path=win.path, scores=win.scores, iterations=win.iterations, network_calls=counter.calls,
+                     converged=win.converged, solver="geovid", history=win.history,
+                     seconds=time.perf_counter() - t0, info=info)
 
 
 def solve_energy(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere, *,
                  max_calls: int | None = None, max_iters: int = 400, gtol: float = 1e-7,
                  progress: ProgressFn = null_progress, **_: Any) -> BVPResult:
-    """Energy formulation for the score metric (METHOD §4, §5 "free choices"): minimise the discrete energy
+    """Energy formulation for the score metric (docs/method.md §4, §5 "free choices"): minimise the discrete energy
     E = (n/2) Σ (‖Δx_i‖² + λ (s(m_i)·Δx_i)²) over the interior points with L-BFGS, gradients through autograd
     (the score must be differentiable). On the sphere the points are parametrised as R·y/‖y‖.
     """
@@ -315,7 +590,7 @@ def solve_energy(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
 
 
 def _spline_derivatives(knots_t: np.ndarray, x: torch.Tensor, sphere: Sphere) -> tuple[torch.Tensor, torch.Tensor]:
-    """Velocity (piecewise slerp) and acceleration (natural cubic spline) at the knots (METHOD §5)."""
+    """Velocity (piecewise slerp) and acceleration (natural cubic spline) at the knots (docs/method.md §5)."""
     from scipy.interpolate import CubicSpline
 
     xn = x.detach().cpu().numpy()
@@ -338,11 +613,11 @@ def solve_reference(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sp
                     levels: tuple[int, ...] = (1, 3, 7, 15), iters_per_level: int = 100, eta0: float = 0.1,
                     progress: ProgressFn = null_progress, max_calls: int | None = None,
                     monitor: Monitor | None = None, **_: Any) -> BVPResult:
-    """The published schedule of METHOD §5 (density metric only). x0 gives the endpoints (and is otherwise unused:
+    """The published schedule of docs/method.md §5 (density metric only). x0 gives the endpoints (and is otherwise unused:
     the reference always starts from the slerp/lerp between them)."""
     _check_inputs(x0)
     if metric.name != "density":
-        raise InputError("the reference solver implements the density metric only (METHOD §5)")
+        raise InputError("the reference solver implements the density metric only (docs/method.md §5)")
     t0 = time.perf_counter()
     counter = CountingScore(score_fn)
     alpha = metric.alpha
@@ -410,30 +685,101 @@ SOLVERS: dict[str, Callable[..., BVPResult]] = {"geovid": solve_geovid, "referen
                                                  "energy": solve_energy}
 
 
+def _solve_energy_starts(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere, starts: int,
+                         start_seed: int, start_amplitude: float, **options: Any) -> BVPResult:
+    """The energy solver from several starts, one after the other (L-BFGS keeps one path); the start with the
+    lowest final energy is returned. A start the solver does not move at all (a critical point) is reported and,
+    without other starts, broken by two opposite bends (docs/method.md §5)."""
+    counter = CountingScore(score_fn)
+    progress = options.pop("progress", null_progress)
+    inits = [("initial", x0)] + [("bend", p) for p in bent_paths(x0[0], x0[-1], x0.shape[0], sphere, starts,
+                                                                start_seed, start_amplitude)]
+    results: list[tuple[str, BVPResult, float]] = []
+    t0 = time.perf_counter()
+
+    def run(kind: str, x_init: torch.Tensor) -> None:
+        res = solve_energy(x_init, counter, metric, sphere, progress=progress if len(inits) == 1 else null_progress,
+                           **options)
+        mid = 0.5 * (res.path[1:] + res.path[:-1])
+        log_e = float(metric.energy(res.path[1:] - res.path[:-1], torch.zeros(mid.shape[0], dtype=mid.dtype),
+                                    counter(mid)))
+        results.append((kind, res, log_e))
+
+    run(*inits[0])
+    scale = float(x0.abs().max()) or 1.0
+    critical = float((results[0][1].path - x0).abs().max()) <= 1e-12 * scale
+    if critical and starts == 0:
+        inits += [("saddle-break", p) for p in bent_paths(x0[0], x0[-1], x0.shape[0], sphere, 2, start_seed,
+                                                          start_amplitude)]
+    for kind, p in inits[1:]:
+        run(kind, p)
+    pick = min(range(len(results)), key=lambda i: (results[i][2], i))
+    kind, win, _ = results[pick]
+    info: dict[str, Any] = {
+        "starts": [{"kind": k, "iterations": r.iterations, "converged": r.converged, "critical": i == 0 and critical,
+                    "objective": e if math.isfinite(e) else None} for i, (k, r, e) in enumerate(results)],
+        "chosen": pick, "chosen_kind": kind, "critical_start": critical,
+        "critical_broken": bool(critical and len(results) > 1)}
+    if critical:
+        info["note"] = ("the initial path is a critical point of the energy (the solver did not move it); "
+                        f"broken by {len(results) - 1} other start(s); kept: {kind} (start {pick})")
+    progress("solve", win.iterations, win.iterations, {"calls": counter.calls, "starts": len(results)})
+    return BVPResult(path=win.path, scores=win.scores, iterations=win.iterations, network_calls=counter.calls,
+                     converged=win.converged, solver="energy", history=win.history,
+                     seconds=time.perf_counter() - t0, info=info)
+
+
 def solve_bvp(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere | None = None,
-              solver: str = "geovid", seed: int | None = 0, **options: Any) -> BVPResult:
-    """Solve the geodesic BVP with fixed endpoints x0[0], x0[-1] (METHOD §5).
+              solver: str = "geovid", seed: int | None = 0, starts: int = 0, **options: Any) -> BVPResult:
+    """Solve the geodesic BVP with fixed endpoints x0[0], x0[-1] (docs/method.md §5).
 
     Args:
         x0: initial path (n, D), endpoints included (e.g. ``initial_path(a, b, n, sphere)`` or a video path).
-        score_fn: a score estimator (METHOD §2) mapping (m, D) → (m, D).
+        score_fn: a score estimator (docs/method.md §2) mapping (m, D) → (m, D).
         metric: ``DensityMetric`` or ``ScoreMetric``.
         sphere: sphere constraint (default: on, radius = mean norm of the endpoints).
         solver: ``geovid`` (default) or ``reference``.
-        seed: seeds torch's global RNG for anything stochastic inside the score function.
-        **options: solver options (``max_calls``, ``max_iters``, ``mode``, ``progress``, ...).
+        seed: seeds torch's global RNG for anything stochastic inside the score function, and the bends of the
+            extra starts.
+        starts: K extra starts, bent copies of the straight path, solved together with x0 and the shortest kept
+            (docs/method.md §5); the ``reference`` schedule has one start only.
+        **options: solver options (``max_calls`` per start, ``max_iters``, ``mode``, ``progress``,
+            ``candidates`` (more initial paths), ``start_amplitude``, ...).
 
     Returns:
-        BVPResult with the path, the scores at its points, iterations, network calls and history.
+        BVPResult with the path, the scores at its points, iterations, network calls (all starts), history and
+        ``info`` (critical start, one summary per start, the chosen one).
     """
     if solver not in SOLVERS:
         raise InputError(f"unknown solver {solver!r}; choose from {', '.join(SOLVERS)}")
+    if not isinstance(starts, int) or starts < 0:
+        raise InputError(f"starts must be a whole number ≥ 0, got {starts!r}")
     if sphere is None:
         sphere = Sphere.for_points(x0[[0, -1]])
     if seed is not None:
         torch.manual_seed(seed)
+    options.setdefault("start_seed", 0 if seed is None else int(seed))
     if solver == "geovid" and metric.name == "score":
         # The score metric's force involves Hessian-vector products and is stiff for the semi-implicit
         # residual iteration; its energy is smooth, so geovid minimises the energy directly.
         solver = "energy"
-    return SOLVERS[solver](x0, score_fn, metric, sphere, **options)
+    if solver == "reference":
+        if starts:
+            raise InputError("the reference solver reproduces the published schedule from one start; "
+                             "use --starts with the geovid solver")
+        res = solve_reference(x0, score_fn, metric, sphere, **options)
+        if res.history:
+            chord = float((x0[-1] - x0[0]).norm())
+            critical = res.history[0]["mean_residual"] * chord < options.get("rtol", 1e-6)
+            res.info = {"critical_start": critical, "critical_broken": False, "chosen": 0, "chosen_kind": "initial"}
+            if critical:
+                res.info["note"] = ("the initial path is a critical point of the length (residual ~0); the "
+                                    "reference schedule cannot leave it (use the geovid solver)")
+        return res
+    if solver == "energy":
+        _check_inputs(x0)
+        amp = options.pop("start_amplitude", DEFAULT_START_AMPLITUDE)
+        sseed = options.pop("start_seed")
+        options.pop("candidates", None)
+        return _solve_energy_starts(x0, score_fn, metric, sphere, starts, sseed, amp, **options)
+    return SOLVERS[solver](x0, score_fn, metric, sphere, starts=starts, **options)

@@ -1,4 +1,4 @@
-"""Score estimators (METHOD §2): functions x (n, D) → s(x) (n, D) built on a backbone.
+"""Score estimators (docs/method.md §2): functions x (n, D) → s(x) (n, D) built on a backbone.
 
 * ``eps``: s(x) = −ε_θ(x, t_ν, c)/σ_{t_ν}; one network call per point; deterministic.
 * ``contrast``: s̃(x) = ½ (ε_θ(x_τ, τ, c_neg) − ε_θ(x_τ, τ, c)) with τ ~ U[t_ν − 100, t_ν + 100) and x_τ the point
@@ -6,7 +6,7 @@
 * ``exact``: the analytic backbone's closed-form score (also at noise level 0, where σ = 0).
 
 Stochastic estimators draw their noise from a generator re-seeded at every evaluation with the estimator's
-seed, so that every path of an analysis sees the same random draws for the same frame index (METHOD §7.3) and
+seed, so that every path of an analysis sees the same random draws for the same frame index (docs/method.md §7.3) and
 runs are reproducible.
 """
 
@@ -26,6 +26,7 @@ class ScoreEstimator:
 
     name = "base"
     calls_per_point = 1
+    stochastic = False  # fresh random draws per evaluation (compare paths on scores drawn alone, docs/method.md §7.3)
 
     def __init__(self, backbone: Any, t: int, cond: Any = "", seed: int = 0, max_batch: int = 64) -> None:
         self.backbone = backbone
@@ -51,7 +52,7 @@ class ScoreEstimator:
 
 
 class EpsEstimator(ScoreEstimator):
-    """s(x) = −ε_θ(x, t_ν, c)/σ_{t_ν} (METHOD §2)."""
+    """s(x) = −ε_θ(x, t_ν, c)/σ_{t_ν} (docs/method.md §2)."""
 
     name = "eps"
 
@@ -67,10 +68,11 @@ class EpsEstimator(ScoreEstimator):
 
 
 class ContrastEstimator(ScoreEstimator):
-    """s̃(x) = ½ (ε(x_τ, τ, c_neg) − ε(x_τ, τ, c)) (METHOD §2); the reference's interpolation default."""
+    """s̃(x) = ½ (ε(x_τ, τ, c_neg) − ε(x_τ, τ, c)) (docs/method.md §2); the reference's interpolation default."""
 
     name = "contrast"
     calls_per_point = 2
+    stochastic = True
 
     def __init__(self, backbone: Any, t: int, cond: Any = "", seed: int = 0, max_batch: int = 64,
                  neg_cond: Any = None, tau_halfwidth: int = 100) -> None:

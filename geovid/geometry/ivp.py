@@ -1,9 +1,9 @@
-"""Initial value problem: shooting geodesics (extrapolation), METHOD §6.
+"""Initial value problem: shooting geodesics (extrapolation), docs/method.md §6.
 
-State (x, v). Classical RK4 on γ̈ = a(γ, γ̇) with the metric's acceleration (METHOD §3 / §4). With the sphere
+State (x, v). Classical RK4 on γ̈ = a(γ, γ̇) with the metric's acceleration (docs/method.md §3 / §4). With the sphere
 constraint the acceleration is projected onto the tangent space and the great-circle term −‖v‖² x/R² is added,
 so that with zero score RK4 follows the great circle to fourth order; after every step x is put back on the
-sphere, v projected onto its tangent and rescaled to the initial speed (METHOD §6).
+sphere, v projected onto its tangent and rescaled to the initial speed (docs/method.md §6).
 """
 
 from __future__ import annotations
@@ -60,11 +60,11 @@ def initial_velocity(path: torch.Tensor, sphere: Sphere, speed: float | None = N
 def solve_ivp(x0: torch.Tensor, v0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere | None = None,
               steps: int = 16, step_size: float | None = None, horizon: float = 1.0,
               progress: ProgressFn = null_progress) -> IVPResult:
-    """Integrate the geodesic ODE from (x0, v0) with RK4 (METHOD §6).
+    """Integrate the geodesic ODE from (x0, v0) with RK4 (docs/method.md §6).
 
     Args:
         x0, v0: start point and velocity (D,).
-        score_fn: score estimator (METHOD §2).
+        score_fn: score estimator (docs/method.md §2).
         metric: DensityMetric or ScoreMetric (its ``acceleration``).
         sphere: sphere constraint (default on, radius ‖x0‖).
         steps: number of RK4 steps; step size = horizon/steps unless ``step_size`` is given.

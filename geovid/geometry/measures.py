@@ -1,4 +1,4 @@
-"""Measures of a discrete path (METHOD §3, §4, §7.3).
+"""Measures of a discrete path (docs/method.md §3, §4, §7.3).
 
 * geodesic-gradient residual r per interior point (parametrisation-invariant);
 * log-density profile by the score line integral (trapezoid), free of the normalising constant;
@@ -22,7 +22,7 @@ ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 def residual_vectors(x: torch.Tensor, s_interior: torch.Tensor, metric: Any, sphere: Sphere,
                      score_fn: ScoreFn | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Geodesic gradient r at the interior points (METHOD §3): r = N[P κ] + metric.force.
+    """Geodesic gradient r at the interior points (docs/method.md §3): r = N[P κ] + metric.force.
 
     Returns (r, κ_normal, unit tangents), each (n−2, D).
     """
@@ -38,7 +38,7 @@ def residual_vectors(x: torch.Tensor, s_interior: torch.Tensor, metric: Any, sph
 
 
 def log_density_profile(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """log p(γ_i) − log p(γ_0) by the trapezoid rule Δ_i = ½ (s_i + s_{i+1})·(x_{i+1} − x_i) (METHOD §3)."""
+    """log p(γ_i) − log p(γ_0) by the trapezoid rule Δ_i = ½ (s_i + s_{i+1})·(x_{i+1} − x_i) (docs/method.md §3)."""
     dx = x[1:] - x[:-1]
     inc = 0.5 * ((s[1:] + s[:-1]) * dx).sum(-1)
     return torch.cat([inc.new_zeros(1), torch.cumsum(inc, 0)])
@@ -51,7 +51,7 @@ def midpoint_log_density(x: torch.Tensor, s: torch.Tensor, ell: torch.Tensor) ->
 
 
 def log_relative_length(x: torch.Tensor, s: torch.Tensor, metric: Any) -> float:
-    """log L̃ with L̃ = Σ_i exp(log w(m_i) − log w(x₀)) ‖Δx_i‖ (METHOD §3), by logsumexp."""
+    """log L̃ with L̃ = Σ_i exp(log w(m_i) − log w(x₀)) ‖Δx_i‖ (docs/method.md §3), by logsumexp."""
     ell = log_density_profile(x, s)
     mid = midpoint_log_density(x, s, ell)
     seg = (x[1:] - x[:-1]).norm(dim=-1).clamp_min(1e-300)
@@ -60,7 +60,7 @@ def log_relative_length(x: torch.Tensor, s: torch.Tensor, metric: Any) -> float:
 
 @dataclass
 class PathMeasures:
-    """Per-point and per-path numbers of one path (METHOD §7.3)."""
+    """Per-point and per-path numbers of one path (docs/method.md §7.3)."""
 
     residual: torch.Tensor  # (n,) ‖r‖, NaN at the endpoints
     log_density: torch.Tensor  # (n,) relative to the first point
@@ -103,7 +103,7 @@ def path_measures(x: torch.Tensor, s: torch.Tensor, metric: Any, sphere: Sphere,
 
     Args:
         x: the path, endpoints included.
-        s: scores at every point (same estimator and random draws for paths that are compared, METHOD §7.3).
+        s: scores at every point (same estimator and random draws for paths that are compared, docs/method.md §7.3).
         metric: DensityMetric or ScoreMetric.
         sphere: the sphere constraint in force.
         times: time of each point (default 0…1 uniformly), for the speed.

@@ -1,14 +1,14 @@
-"""Riemannian metrics on the latent space: a metric is a pluggable object (METHOD §3, §4).
+"""Riemannian metrics on the latent space: a metric is a pluggable object (docs/method.md §3, §4).
 
 Each metric gives, for the solvers and measures,
 
 * ``force(x, T, s, score_fn)``: the part of the geodesic gradient that is not the curve's own curvature, so that
   r = N[P κ] + force (normal to the unit tangent T, projected onto the sphere where on);
-* ``acceleration(x, v, s, score_fn)``: the right-hand side of the geodesic ODE for the IVP (METHOD §6);
+* ``acceleration(x, v, s, score_fn)``: the right-hand side of the geodesic ODE for the IVP (docs/method.md §6);
 * ``segment_log_costs`` / ``energy``: length and energy of a discrete path, in log space where needed.
 
-Density metric (METHOD §3): G = p^(−2α) I, r = N[γ̈/‖γ̇‖² + α s], IVP γ̈ = −α‖γ̇‖² N s.
-Score metric (METHOD §4): G = I + λ s sᵀ, geodesic ODE γ̈ = −λ (γ̇ᵀHγ̇) s/(1 + λ‖s‖²) with H v = ∇s·v; its
+Density metric (docs/method.md §3): G = p^(−2α) I, r = N[γ̈/‖γ̇‖² + α s], IVP γ̈ = −α‖γ̇‖² N s.
+Score metric (docs/method.md §4): G = I + λ s sᵀ, geodesic ODE γ̈ = −λ (γ̇ᵀHγ̇) s/(1 + λ‖s‖²) with H v = ∇s·v; its
 pregeodesic residual is r = N[γ̈ + λ(γ̇ᵀHγ̇) s/(1 + λ‖s‖²)]/‖γ̇‖², invariant under reparametrisation like the
 density one (the Levi-Civita acceleration ∇_γ̇ γ̇ must be parallel to γ̇).
 """
@@ -31,7 +31,7 @@ def _normal(v: torch.Tensor, unit_t: torch.Tensor) -> torch.Tensor:
 
 
 def hessian_vector(score_fn: ScoreFn, x: torch.Tensor, v: torch.Tensor, mode: str = "autograd") -> torch.Tensor:
-    """H v = ∇s(x)·v, row-wise (METHOD §4): a Jacobian–vector product through autograd, or a central difference.
+    """H v = ∇s(x)·v, row-wise (docs/method.md §4): a Jacobian–vector product through autograd, or a central difference.
 
     Autograd uses the double-backward trick (``torch.autograd.functional.jvp``); if the score function is not
     differentiable (e.g. evaluated under ``no_grad``) it falls back to a central difference with 2 extra calls.
@@ -49,7 +49,7 @@ def hessian_vector(score_fn: ScoreFn, x: torch.Tensor, v: torch.Tensor, mode: st
 
 
 class DensityMetric:
-    """Conformal metric w = p^(−α) (METHOD §3). α sets the balance between density and straightness."""
+    """Conformal metric w = p^(−α) (docs/method.md §3). α sets the balance between density and straightness."""
 
     name = "density"
     needs_hvp = False
@@ -61,12 +61,12 @@ class DensityMetric:
 
     def force(self, x: torch.Tensor, unit_t: torch.Tensor, s: torch.Tensor, sphere: Sphere,
               score_fn: ScoreFn | None = None) -> torch.Tensor:
-        """α N P s (METHOD §3)."""
+        """α N P s (docs/method.md §3)."""
         return self.alpha * _normal(sphere.project_vectors(x, s), unit_t)
 
     def acceleration(self, x: torch.Tensor, v: torch.Tensor, s: torch.Tensor, sphere: Sphere,
                      score_fn: ScoreFn | None = None) -> torch.Tensor:
-        """γ̈ = −α ‖γ̇‖² N s (constant-speed IVP form, METHOD §3)."""
+        """γ̈ = −α ‖γ̇‖² N s (constant-speed IVP form, docs/method.md §3)."""
         speed2 = (v * v).sum(-1, keepdim=True)
         unit = v / speed2.sqrt().clamp_min(1e-300)
         return -self.alpha * speed2 * _normal(sphere.project_vectors(x, s), unit)
@@ -83,7 +83,7 @@ class DensityMetric:
 
 
 class ScoreMetric:
-    """G = I + λ s sᵀ (METHOD §4): stretches distances along the score, normal to the data manifold."""
+    """G = I + λ s sᵀ (docs/method.md §4): stretches distances along the score, normal to the data manifold."""
 
     name = "score"
     needs_hvp = True
@@ -111,14 +111,14 @@ class ScoreMetric:
 
     def acceleration(self, x: torch.Tensor, v: torch.Tensor, s: torch.Tensor, sphere: Sphere,
                      score_fn: ScoreFn | None = None) -> torch.Tensor:
-        """γ̈ = −λ (γ̇ᵀHγ̇) s/(1 + λ‖s‖²) (METHOD §4)."""
+        """γ̈ = −λ (γ̇ᵀHγ̇) s/(1 + λ‖s‖²) (docs/method.md §4)."""
         return -sphere.project_vectors(x, self._christoffel(x, v, s, score_fn))
 
     def segment_log_weights(self, rel_log_density_mid: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(rel_log_density_mid)
 
     def energy(self, dx: torch.Tensor, rel_log_density_mid: torch.Tensor, s_mid: torch.Tensor) -> torch.Tensor:
-        """log of E = (n/2) Σ (‖Δx‖² + λ (s(m)·Δx)²) (METHOD §4)."""
+        """log of E = (n/2) Σ (‖Δx‖² + λ (s(m)·Δx)²) (docs/method.md §4)."""
         n = dx.shape[0]
         e = (n / 2.0) * ((dx * dx).sum(-1) + self.lam * (s_mid * dx).sum(-1) ** 2).sum()
         return torch.log(e.clamp_min(1e-300))

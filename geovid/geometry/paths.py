@@ -1,11 +1,11 @@
-"""Discrete paths: sphere constraint, slerp/lerp, tangents and curvature vectors (METHOD §1, §3).
+"""Discrete paths: sphere constraint, slerp/lerp, tangents and curvature vectors (docs/method.md §1, §3).
 
 A path is a tensor ``X`` of shape (n, D): n points, endpoints included, flattened latents. The sphere constraint
-(METHOD §1) keeps every point at radius R and projects vectors with P_x = I − x̂x̂ᵀ.
+(docs/method.md §1) keeps every point at radius R and projects vectors with P_x = I − x̂x̂ᵀ.
 
 Curvature is computed from the circle through three consecutive points (Menger curvature, as a vector): exact
 for points on a circle whatever their spacing, and independent of the parametrisation — exactly the property
-of N γ̈/‖γ̇‖² that the geodesic gradient r relies on (METHOD §3).
+of N γ̈/‖γ̇‖² that the geodesic gradient r relies on (docs/method.md §3).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 
 @dataclass(frozen=True)
 class Sphere:
-    """The sphere constraint of METHOD §1: radius R, or R = None for plain ℝᴰ."""
+    """The sphere constraint of docs/method.md §1: radius R, or R = None for plain ℝᴰ."""
 
     radius: float | None
 
@@ -40,7 +40,7 @@ class Sphere:
 
     @staticmethod
     def for_points(points: torch.Tensor, on: bool = True) -> Sphere:
-        """Sphere whose radius is the mean norm of the given points (METHOD §1)."""
+        """Sphere whose radius is the mean norm of the given points (docs/method.md §1)."""
         return Sphere(float(points.norm(dim=-1).mean()) if on else None)
 
 
@@ -66,7 +66,7 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def initial_path(a: torch.Tensor, b: torch.Tensor, n: int, sphere: Sphere) -> torch.Tensor:
-    """n points from a to b: slerp onto the sphere when the constraint is on, else lerp (METHOD §5)."""
+    """n points from a to b: slerp onto the sphere when the constraint is on, else lerp (docs/method.md §5)."""
     t = torch.linspace(0, 1, n, dtype=a.dtype)
     if sphere.on:
         return sphere.project_points(slerp(a, b, t))
