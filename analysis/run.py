@@ -1,4 +1,4 @@
-"""``geovid analyze`` as a library call: does a clip trace a geodesic of the image model's density? (METHOD §7)
+"""``geovid analyze`` as a library call: does a clip trace a geodesic of the image model's density? (docs/method.md §7)
 
 Entry points (the CLI and the TUI call these):
 
@@ -9,7 +9,7 @@ Entry points (the CLI and the TUI call these):
 A run goes through the phases ``decode`` (read exactly the chosen frames, fit them to the model's resolution,
 write ``frames/``), ``encode`` (encode + DDIM inversion to ν, ``points.safetensors``), ``paths`` (γ_v on the
 sphere, γ_δ, γ_s, γ_l, ``paths.safetensors``), ``solve`` (γ_o by the budgeted BVP solver in normal mode,
-``optimised.safetensors`` + ``solve.json``), ``measure`` (METHOD §7.3 for all five paths with the same estimator,
+``optimised.safetensors`` + ``solve.json``), ``measure`` (docs/method.md §7.3 for all five paths with the same estimator,
 α and draws, ``per_frame.csv/.parquet`` + ``measures.json``), ``decode_optimised`` (γ_o back to images,
 ``optimised/`` + ``strip.png``; skipped with ``decode_optimised=False``) and ``report`` (tests (i)–(iii), excess,
 verdict, ``summary.json``, ``plots/``). Every phase leaves its result on disk, so a resumed run
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from geovid.errors import GeovidError, InputError
+from geovid.method import reference as method_reference
 from geovid.progress import Cancelled, ProgressFn
 from geovid.runs.options import RunOptions
 from geovid.runs.store import MANIFEST, Run, to_jsonable
@@ -50,7 +51,7 @@ PLOTS = ("plots/residual.png", "plots/log_density.png", "plots/projection.png")
 
 @dataclass
 class AnalysisConfig(RunOptions):
-    """Options of a video analysis (METHOD §7); CLI option ``--foo-bar`` is field ``foo_bar``.
+    """Options of a video analysis (docs/method.md §7); CLI option ``--foo-bar`` is field ``foo_bar``.
 
     Model, device, seed and run-folder options come from :class:`RunOptions`; with several clips the runs are
     named ``<name>-<clip stem>``."""
@@ -67,15 +68,15 @@ class AnalysisConfig(RunOptions):
     end: float | None = None
     """End of the time range in seconds (default: the clip's end)."""
     noise_level: float = 0.6
-    """Noise level ν ∈ (0, 1] of the geodesic space (METHOD §1); 0.6 gives t = 581 with 50 DDIM steps."""
+    """Noise level ν ∈ (0, 1] of the geodesic space (docs/method.md §1); 0.6 gives t = 581 with 50 DDIM steps."""
     alpha: float | None = None
-    """α of the density metric p^(−α) (METHOD §3); ``None``: ``default_alpha(estimator)`` (1 for eps)."""
+    """α of the density metric p^(−α) (docs/method.md §3); ``None``: ``default_alpha(estimator)`` (1 for eps)."""
     metric: str = "density"
-    """``density`` (METHOD §3) or ``score`` (METHOD §4)."""
+    """``density`` (docs/method.md §3) or ``score`` (docs/method.md §4)."""
     lam: float = 1000.0
     """λ of the score metric I + λ s sᵀ (used with ``metric="score"`` only)."""
     estimator: str = "eps"
-    """Score estimator (METHOD §2): ``eps`` (deterministic, 1 call per point) or ``contrast``."""
+    """Score estimator (docs/method.md §2): ``eps`` (deterministic, 1 call per point) or ``contrast``."""
     prompt: str = ""
     """Text condition for inversion, scores and decoding (empty: unconditional, as in the reference)."""
     decode_optimised: bool = True
@@ -87,9 +88,9 @@ class AnalysisConfig(RunOptions):
     max_iters: int = 400
     """Most solver iterations."""
     delta: float = 0.5
-    """δ of γ_δ: perturbation size as a fraction of the median step (METHOD §7.2, geovid choice)."""
+    """δ of γ_δ: perturbation size as a fraction of the median step (docs/method.md §7.2, geovid choice)."""
     smooth_sigma: float = 1.0
-    """σ of γ_s: Gaussian smoothing width in frames (METHOD §7.2, geovid choice)."""
+    """σ of γ_s: Gaussian smoothing width in frames (docs/method.md §7.2, geovid choice)."""
     steps: int = 50
     """DDIM inference steps of the inversion/denoising schedule (t_ν is taken on this grid)."""
     decode_steps: int | None = None
@@ -100,7 +101,7 @@ class AnalysisConfig(RunOptions):
     fit: str = "center-crop"
     """How frames are brought to the model resolution: ``center-crop``, ``pad`` or ``stretch``."""
     sphere: bool = True
-    """Sphere constraint (METHOD §1): all points at the mean norm of the video's points."""
+    """Sphere constraint (docs/method.md §1): all points at the mean norm of the video's points."""
     command: list[str] | None = None
     """Command line recorded in the manifest (default: ``sys.argv``)."""
 
@@ -111,7 +112,7 @@ class AnalysisConfig(RunOptions):
         self.out = Path(self.out).expanduser()
 
     def resolved_alpha(self) -> float:
-        """α in force: the given one, or the estimator's default (METHOD §3)."""
+        """α in force: the given one, or the estimator's default (docs/method.md §3)."""
         from geovid.tasks.latents import default_alpha
 
         return float(self.alpha) if self.alpha is not None else float(default_alpha(self.estimator))
@@ -235,8 +236,8 @@ def _open_run(config: AnalysisConfig, clip: Path, name: str | None, cfg: dict[st
 
 
 def run_analysis(config: AnalysisConfig, progress: ProgressFn | None = None,
-                 cancel: threading.Event | None = None) -> Path:
-    """Analyse ``config.clips[0]`` (METHOD §7) into a new (or resumed) run folder and return it.
+                 cancel: threading.Event | None = None, created: list[Path] | None = None) -> Path:
+    """Analyse ``config.clips[0]`` (docs/method.md §7) into a new (or resumed) run folder and return it.
 
     With several clips this runs :func:`run_batch` and returns the first clip's run folder.
 
@@ -245,6 +246,8 @@ def run_analysis(config: AnalysisConfig, progress: ProgressFn | None = None,
         progress: ``progress(phase, done, total, info)`` (geovid.progress convention).
         cancel: set it to stop the run cooperatively; the run is then marked ``interrupted`` and
             :class:`geovid.progress.Cancelled` is raised.
+        created: when given, the run folder is appended to it as soon as it exists (so that a caller knows
+            the folder of a run that then fails; used by the batch engines, geovid.batch).
 
     Returns:
         The run folder (status ``complete``).
@@ -258,7 +261,7 @@ def run_analysis(config: AnalysisConfig, progress: ProgressFn | None = None,
     if not config.clips:
         raise InputError("no clip given: pass one or more video files")
     config.validate()  # bad options: one error, before any run folder is made
-    return _analyse_clip(config, config.clips[0], config.name, progress, cancel)
+    return _analyse_clip(config, config.clips[0], config.name, progress, cancel, created)
 
 
 def _analyse_clip(config: AnalysisConfig, clip: Path, name: str | None, progress: ProgressFn | None,
@@ -277,7 +280,7 @@ def _analyse_clip(config: AnalysisConfig, clip: Path, name: str | None, progress
 
 
 def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> None:
-    """The phases of METHOD §7 on one clip, each skipped when its outputs are on disk (resume)."""
+    """The phases of docs/method.md §7 on one clip, each skipped when its outputs are on disk (resume)."""
     import torch
 
     from analysis import compare, paths, plots, verdict
@@ -325,7 +328,7 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
         finally:
             run.add_network_calls(int(bb.network_calls) - c0)
 
-    # ---- encode: z₀ = E(I), DDIM inversion to t_ν (METHOD §1); cached by content hash as well
+    # ---- encode: z₀ = E(I), DDIM inversion to t_ν (docs/method.md §1); cached by content hash as well
     if _done(run, "encode", "points.safetensors"):
         data, m = _load_tensors(run.path / "points.safetensors")
         points, t = data["points"], int(m["t"])
@@ -337,7 +340,7 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
             points, t = enc.points, int(enc.t)
             _save_tensors(run, "points.safetensors", {"points": points, "z0": enc.z0}, {"t": str(t)})
 
-    # ---- paths: γ_v on the sphere and the comparison paths (METHOD §7.2)
+    # ---- paths: γ_v on the sphere and the comparison paths (docs/method.md §7.2)
     if _done(run, "paths", "paths.safetensors"):
         data, m = _load_tensors(run.path / "paths.safetensors")
         radius = m.get("radius", "none")
@@ -358,7 +361,7 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
     metric = make_metric(config.metric, alpha=config.resolved_alpha(), lam=config.lam)
     budget = int(config.max_calls) if config.max_calls is not None else int(config.calls_per_frame) * n
 
-    # ---- solve: γ_o, the budgeted BVP from γ_v in normal mode (METHOD §5, §7.2)
+    # ---- solve: γ_o, the budgeted BVP from γ_v in normal mode (docs/method.md §5, §7.2)
     if _done(run, "solve", "optimised.safetensors", "solve.json"):
         xo = _load_tensors(run.path / "optimised.safetensors")[0]["path"]
         solve_info = json.loads((run.path / "solve.json").read_text(encoding="utf-8"))
@@ -377,7 +380,7 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
             _save_tensors(run, "optimised.safetensors", {"path": xo, "time_s": times_t})
             run.write_json("solve.json", solve_info)
 
-    # ---- measure: the same estimator, α and draws for every path (METHOD §7.3)
+    # ---- measure: the same estimator, α and draws for every path (docs/method.md §7.3)
     all_paths = {"video": x, "optimised": xo, **comp}
     if _done(run, "measure", "per_frame.csv", "per_frame.parquet", "measures.json"):
         stats = json.loads((run.path / "measures.json").read_text(encoding="utf-8"))
@@ -393,7 +396,7 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
             run.write_table("per_frame", table)
             run.write_json("measures.json", stats)
 
-    # ---- decode_optimised: what the model makes of the clip (METHOD §7.5)
+    # ---- decode_optimised: what the model makes of the clip (docs/method.md §7.5)
     if config.decode_optimised and not _done(run, "decode_optimised", "optimised", "strip.png"):
         with run.phase("decode_optimised"):
             from geovid.media.writers import make_grid
@@ -414,7 +417,7 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
             run.write_image("strip.png", make_grid([list(frames), list(imgs)], labels=["video", "optimised"],
                                                    scale=scale))
 
-    # ---- report: tests (i)–(iii), excess, verdict, plots (METHOD §7.4)
+    # ---- report: tests (i)–(iii), excess, verdict, plots (docs/method.md §7.4)
     with run.phase("report"):
         title = f"{clip.name}: ν = {config.noise_level:g}, α = {config.resolved_alpha():g}, {config.estimator}"
         plots.plot_residuals(table, run.path / "plots" / "residual.png",
@@ -428,7 +431,7 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
             dec = _read_png_frames(run.path / "optimised")
             recon = {"first_psnr": _psnr(frames[0], dec[0]), "last_psnr": _psnr(frames[-1], dec[-1]),
                      "note": "PSNR (dB) of the decoded endpoints of γ_o (= those of γ_v on the sphere) against "
-                             "the input frames: the inversion/denoising round trip (METHOD §1)"}
+                             "the input frames: the inversion/denoising round trip (docs/method.md §1)"}
         summary = {
             "clip": str(os.path.abspath(clip)),
             "frames": n,
@@ -446,6 +449,7 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
             "solver": {k: solve_info.get(k) for k in ("solver", "mode", "iterations", "converged", "network_calls",
                                                       "budget")},
             "endpoint_reconstruction": recon,
+            "method": method_reference("§7"),
         }
         run.write_json("summary.json", summary)
         prog("report", 1, 1, {"excess": summary["geodesic_excess"] or math.nan})
@@ -496,7 +500,9 @@ def batch_row(run_path: Path | None, clip: Path, error: str | None = None) -> di
     return row
 
 
-def _batch_names(config: AnalysisConfig) -> list[str | None]:
+def batch_names(config: AnalysisConfig) -> list[str | None]:
+    """The run name of each clip: ``None`` (default names) without ``--name``, else ``<name>-<clip stem>``
+    (``<name>-<k>-<stem>`` when stems repeat); the one name itself for a single clip."""
     if config.name is None:
         return [None] * len(config.clips)
     if len(config.clips) == 1:
@@ -525,7 +531,7 @@ def run_batch(config: AnalysisConfig, progress: ProgressFn | None = None,
     if not config.clips:
         raise InputError("no clip given: pass one or more video files")
     config.validate()  # bad options: one error, before any run folder is made
-    names = _batch_names(config)
+    names = batch_names(config)
     runs: list[Path] = []
     rows: list[dict[str, Any]] = []
     errors: list[str] = []

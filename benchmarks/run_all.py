@@ -19,11 +19,13 @@ RESULTS = HERE / "results"
 DOC = HERE.parent / "docs" / "benchmarks.md"
 
 SECTIONS = {
-    "bvp_efficiency": ("1. BVP efficiency: geovid vs the reference schedule (METHOD §5)", []),
+    "bvp_efficiency": ("1. BVP efficiency: geovid vs the reference schedule (docs/method.md §5)", []),
     "end_to_end": ("2. End to end on this CPU", []),
     "accuracy": ("3. Accuracy against the grid reference (2-D mixtures)", []),
     "decoding": ("4. Decoding: guarded frame selection vs plain OpenCV", []),
     "gpu": ("5. GPU (SD2-shaped pipeline, random weights)", []),
+    "multistart": ("6. Multi-start BVP (global starts, docs/method.md §5)", []),
+    "batch": ("7. Batch engines: local vs Ray, and clips per GPU-hour", []),
 }
 
 

@@ -1,4 +1,4 @@
-"""``geovid analyze``: does a clip trace a geodesic of the image model's density? (METHOD §7)
+"""``geovid analyze``: does a clip trace a geodesic of the image model's density? (docs/method.md §7)
 
 Thin: parse the options into :class:`analysis.run.AnalysisConfig`, call :func:`analysis.run.run_batch` with a
 Rich progress display, print the per-path numbers, the three tests, the excess and the verdict.
@@ -13,6 +13,16 @@ from typing import Annotated, Any
 import typer
 
 from geovid.cli import app
+from geovid.cli.batch import (
+    EngineOpt,
+    GpusOpt,
+    ListOpt,
+    RayAddressOpt,
+    WorkersOpt,
+    check_engine_options,
+    config_options,
+    run_cli_batch,
+)
 from geovid.cli.common import (
     DtypeOpt,
     ModelOpt,
@@ -28,21 +38,22 @@ from geovid.cli.common import (
 
 @app.command()
 def analyze(
-    clips: Annotated[list[Path], typer.Argument(help="Video files (mp4, avi, webm, mkv, mov, ...); one run each.",
-                                                show_default=False)],
+    clips: Annotated[list[Path] | None, typer.Argument(help="Video files (mp4, avi, webm, mkv, mov, ...) or quoted "
+                                                       "globs ('clips/**/*.mp4'); one run each.",
+                                                       show_default=False)] = None,
     frames: Annotated[int | None, typer.Option("--frames", "-n", help="Frames spread uniformly over the clip "
                                                "(at least 3; default 16, or every frame at --stride).",
                                                show_default=False)] = None,
     stride: Annotated[int | None, typer.Option("--stride", help="Take every K-th frame.")] = None,
     start: Annotated[float | None, typer.Option("--start", help="Start of the time range, seconds.")] = None,
     end: Annotated[float | None, typer.Option("--end", help="End of the time range, seconds.")] = None,
-    noise_level: Annotated[float, typer.Option("--noise-level", help="Noise level ν in (0, 1] (METHOD §1).")] = 0.6,
+    noise_level: Annotated[float, typer.Option("--noise-level", help="Noise level ν in (0, 1] (docs/method.md §1).")] = 0.6,
     alpha: Annotated[float | None, typer.Option("--alpha", help="α of the density metric p^-α (default: 1 for "
                                                 "eps, 0.002 for contrast).", show_default=False)] = None,
-    metric: Annotated[str, typer.Option("--metric", help="density (p^-α, METHOD §3) or score (I + λssᵀ, §4).")]
+    metric: Annotated[str, typer.Option("--metric", help="density (p^-α, docs/method.md §3) or score (I + λssᵀ, §4).")]
     = "density",
     estimator: Annotated[str, typer.Option("--estimator", help="Score estimator: eps (default) or contrast "
-                                           "(METHOD §2).")] = "eps",
+                                           "(docs/method.md §2).")] = "eps",
     prompt: Annotated[str, typer.Option("--prompt", help="Text condition (default: unconditional).")] = "",
     model: ModelOpt = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu, cuda or mps (default: cuda if present).",
@@ -71,26 +82,46 @@ def analyze(
                                           "table.")] = False,
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
+    list_file: ListOpt = None,
+    engine: EngineOpt = "local",
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
 ) -> None:
-    """Measure how close a clip is to a geodesic of the image model's density (METHOD §7).
+    """Measure how close a clip is to a geodesic of the image model's density (docs/method.md §7).
 
     Encodes the chosen frames, inverts them to noise level ν (the video path), optimises that path with
     fixed endpoints, perturbs and smooths it, compares all with the straight line, and writes a run folder
     (summary.json with tests (i)-(iii), geodesic excess and verdict; per_frame.csv/.parquet; plots/;
     frames/; optimised/). Prints the run folder(s) last.
 
+    Many clips: arguments, globs or --list FILE; --engine ray spreads them over Ray workers (docs/batch.md).
+
     Example: geovid analyze clip.mp4 --frames 16 --out runs
     """
     with user_errors():
-        set_threads(threads)
+        from geovid.batch import expand_inputs
+
+        clip_list = expand_inputs(clips or [], list_file)
+        check_engine_options(engine, workers, ray_address, gpus_per_worker)
+        if engine == "local":
+            set_threads(threads)
         from analysis.run import AnalysisConfig, run_batch
 
         cfg = AnalysisConfig(
-            clips=list(clips), frames=frames if frames is not None else (None if stride is not None else 16),
+            clips=clip_list, frames=frames if frames is not None else (None if stride is not None else 16),
             stride=stride, start=start, end=end, noise_level=noise_level, alpha=alpha, metric=metric,
             estimator=estimator, prompt=prompt, model=model, device=device, dtype=dtype, seed=seed, out=out,
             name=name, decode_optimised=decode_optimised, resume=resume, max_calls=max_calls, delta=delta,
             smooth_sigma=smooth_sigma, steps=steps, decode_steps=decode_steps)
+        if engine == "ray":
+            from analysis.run import batch_names
+
+            cfg.validate()
+            items = [{"clip": c, "name": n} for c, n in zip(cfg.clips, batch_names(cfg))]
+            run_cli_batch("analysis", items, config_options(cfg, "clips", "name"), engine, workers, ray_address,
+                          gpus_per_worker, threads, quiet, as_json)
+            return
         with RichProgress(quiet) as prog:
             runs = run_batch(cfg, progress=prog)
         for run in runs:

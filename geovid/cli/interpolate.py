@@ -1,4 +1,4 @@
-"""``geovid interpolate`` and ``geovid extrapolate``: image sequences along density geodesics (METHOD §5, §6, §8).
+"""``geovid interpolate`` and ``geovid extrapolate``: image sequences along density geodesics (docs/method.md §5, §6, §8).
 
 Thin: parse the options into :class:`geovid.tasks.interpolate.InterpolationConfig` /
 :class:`geovid.tasks.extrapolate.ExtrapolationConfig`, run with a Rich progress display, print the key numbers
@@ -14,6 +14,16 @@ from typing import Annotated, Any
 import typer
 
 from geovid.cli import app
+from geovid.cli.batch import (
+    EngineOpt,
+    GpusOpt,
+    PairsOpt,
+    RayAddressOpt,
+    WorkersOpt,
+    check_engine_options,
+    config_options,
+    run_cli_batch,
+)
 from geovid.cli.common import (
     DtypeOpt,
     ModelOpt,
@@ -33,7 +43,7 @@ ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted
                                          "options (the one named by --name, else the newest).")]
 AlphaOpt = Annotated[float | None, typer.Option("--alpha", help="α of the density metric p^-α (default 0.002; "
                                                 "docs/interpolation.md explains why not 1).", show_default=False)]
-MetricOpt = Annotated[str, typer.Option("--metric", help="density (p^-α, METHOD §3) or score (I + λssᵀ, §4).")]
+MetricOpt = Annotated[str, typer.Option("--metric", help="density (p^-α, docs/method.md §3) or score (I + λssᵀ, §4).")]
 LambdaOpt = Annotated[float, typer.Option("--lambda", help="λ of the score metric.")]
 DecodeStepsOpt = Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps per decoded frame (default "
                                                     "10; 30 = the full 50-step grid below t at ν = 0.6).",
@@ -54,23 +64,24 @@ def _summary(run: Path) -> dict[str, Any]:
 
 @app.command()
 def interpolate(
-    image_a: Annotated[Path, typer.Argument(help="First image (PNG, JPEG, WebP, ...).", show_default=False)],
-    image_b: Annotated[Path, typer.Argument(help="Second image.", show_default=False)],
+    image_a: Annotated[Path | None, typer.Argument(help="First image (PNG, JPEG, WebP, ...).",
+                                                   show_default=False)] = None,
+    image_b: Annotated[Path | None, typer.Argument(help="Second image.", show_default=False)] = None,
     frames: Annotated[int, typer.Option("--frames", "-n", help="Frames, endpoints included (at least 3).")] = 17,
     prompt: Annotated[str, typer.Option("--prompt", help="Text condition of the inversion and the score.")] = "",
     prompt_b: Annotated[str | None, typer.Option("--prompt-b", help="Condition of B's inversion; frames then "
                                                  "blend the two prompt embeddings (docs/interpolation.md).",
                                                  show_default=False)] = None,
-    noise_level: Annotated[float, typer.Option("--noise-level", help="Noise level ν in (0, 1] (METHOD §1).")] = 0.6,
+    noise_level: Annotated[float, typer.Option("--noise-level", help="Noise level ν in (0, 1] (docs/method.md §1).")] = 0.6,
     alpha: AlphaOpt = None,
     metric: MetricOpt = "density",
     lam: LambdaOpt = 1000.0,
     solver: Annotated[str, typer.Option("--solver", help="geovid (default) or reference (the published "
-                                        "schedule, METHOD §5).")] = "geovid",
+                                        "schedule, docs/method.md §5).")] = "geovid",
     estimator: Annotated[str, typer.Option("--estimator", help="Score estimator: eps (default) or contrast "
-                                           "(METHOD §2).")] = "eps",
+                                           "(docs/method.md §2).")] = "eps",
     uniform: Annotated[bool, typer.Option("--uniform/--no-uniform", help="Perceptually uniform re-timing of every "
-                                          "method (METHOD §8).")] = True,
+                                          "method (docs/method.md §8).")] = True,
     baselines: Annotated[str, typer.Option("--baselines", help="Comma-separated baselines decoded with the "
                                            "same settings: lerp, slerp (at least one).")] = "lerp,slerp",
     perceptual: Annotated[str, typer.Option("--perceptual", help="Perceptual distance: auto (LPIPS when its "
@@ -78,6 +89,10 @@ def interpolate(
     max_calls: Annotated[int | None, typer.Option("--max-calls", help="Network-call budget of the solve "
                                                   "(default 150 for the geovid solver).",
                                                   show_default=False)] = None,
+    starts: Annotated[int | None, typer.Option("--starts", help="Extra starts of the solve: K bent copies of the "
+                                               "slerp solved in one batch, the shortest kept; --max-calls applies "
+                                               "to each (default 0, docs/benchmarks.md).",
+                                               show_default=False)] = None,
     decode_steps: DecodeStepsOpt = None,
     resize: ResizeOpt = "center-crop",
     fps: FpsOpt = 8.0,
@@ -91,25 +106,52 @@ def interpolate(
     threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    pairs: PairsOpt = None,
+    engine: EngineOpt = "local",
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
 ) -> None:
-    """Interpolate between two images along a geodesic of the model's density (METHOD §5, §8).
+    """Interpolate between two images along a geodesic of the model's density (docs/method.md §5, §8).
 
     Inverts A and B to noise level ν, solves the geodesic between them, decodes it next to the lerp and slerp
     baselines, re-times every sequence to perceptually even steps and writes a run folder (frames/, strip.png,
     compare.png, anim.gif, video.mp4, path.safetensors, summary.json with PPL/PDV/relative length/density
     profiles, per_frame.csv). Prints the run folder last.
 
+    Many pairs: --pairs pairs.csv (columns a,b[,prompt]), one run each, with --engine local or ray
+    (docs/batch.md).
+
     Example: geovid interpolate a.png b.png --frames 17 --out runs
     """
     with user_errors():
+        from geovid.errors import InputError
         from geovid.tasks.interpolate import InterpolationConfig, parse_baselines, run_interpolation
 
+        check_engine_options(engine, workers, ray_address, gpus_per_worker)
+        if pairs is None and (image_a is None or image_b is None):
+            raise InputError("give two images A B, or --pairs FILE")
+        if pairs is not None and image_a is not None:
+            raise InputError("give either two images A B or --pairs FILE, not both")
+        if pairs is None and engine != "local":
+            raise InputError("--engine ray runs batches: give --pairs FILE")
+
         cfg = InterpolationConfig(
-            image_a=image_a, image_b=image_b, frames=frames, prompt=prompt, prompt_b=prompt_b,
+            image_a=image_a or Path(), image_b=image_b or Path(), frames=frames, prompt=prompt, prompt_b=prompt_b,
             noise_level=noise_level, alpha=alpha, metric=metric, lam=lam, solver=solver, estimator=estimator,
             uniform=uniform, baselines=parse_baselines(baselines), perceptual=perceptual, max_calls=max_calls,
-            decode_steps=decode_steps, resize=resize, fps=fps, model=model, device=device, dtype=dtype, seed=seed,
+            starts=starts, decode_steps=decode_steps, resize=resize, fps=fps, model=model, device=device, dtype=dtype, seed=seed,
             out=out, name=name, resume=resume)
+        if pairs is not None:
+            from geovid.batch import read_pairs
+
+            cfg.resolved()  # option errors before anything starts
+            if engine == "local":
+                set_threads(threads)
+            items = [{**p, "name": f"{name}-{k + 1}" if name else None} for k, p in enumerate(read_pairs(pairs))]
+            run_cli_batch("interpolation", items, config_options(cfg, "image_a", "image_b", "name"), engine, workers,
+                          ray_address, gpus_per_worker, threads, quiet, as_json)
+            return
         cfg.validate()  # option errors before the progress display starts
         set_threads(threads)
         with RichProgress(quiet) as prog:
@@ -184,7 +226,7 @@ def extrapolate(
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Continue a motion beyond its end along a geodesic (METHOD §6).
+    """Continue a motion beyond its end along a geodesic (docs/method.md §6).
 
     From two images (A→B continued beyond B), a clip (from its last frames) or an interpolation run
     (--from-run, from its end tangent). Writes frames/, strip.png, anim.gif, video.mp4, path.safetensors,

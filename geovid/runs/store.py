@@ -122,6 +122,16 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (``*.tmp``, fsync, ``os.replace``): readers never see half a file.
+
+    For files outside a run folder that others read while they change (e.g. a batch's ``batch_summary.csv``).
+    """
+    target = Path(path)
+    _atomic_write_bytes(target, data)
+    return target
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 

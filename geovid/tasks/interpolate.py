@@ -1,19 +1,19 @@
-"""Geodesic interpolation between two images (METHOD §5, §8): ``geovid interpolate A B``.
+"""Geodesic interpolation between two images (docs/method.md §5, §8): ``geovid interpolate A B``.
 
 Phases (each reported through ``progress`` and recorded in the manifest; the expensive ones save their result in
 ``state/`` so ``--resume`` skips them):
 
 1. ``load`` — the model; the two images, any format, fitted to the model resolution (docs/interpolation.md).
-2. ``encode`` — E and DDIM inversion to t_ν (METHOD §1), cached on disk by :mod:`geovid.tasks.latents`.
-3. ``solve`` — the BVP (METHOD §5) from the slerp between the endpoints on the sphere, with a budget of network
+2. ``encode`` — E and DDIM inversion to t_ν (docs/method.md §1), cached on disk by :mod:`geovid.tasks.latents`.
+3. ``solve`` — the BVP (docs/method.md §5) from the slerp between the endpoints on the sphere, with a budget of network
    calls (``max_calls``).
 4. ``decode`` — the geodesic and the baselines (lerp, slerp between the same endpoints), DDIM denoising with the
    same settings, in one batch.
-5. ``uniform`` — perceptually uniform re-timing (METHOD §8), for every method alike: cumulative perceptual
+5. ``uniform`` — perceptually uniform re-timing (docs/method.md §8), for every method alike: cumulative perceptual
    distance inverted piecewise-linearly, new points interpolated between path neighbours (slerp; lerp for the
    lerp baseline), re-decoded.
-6. ``measure`` — scores at the final points: residual, log-density profile and relative length (METHOD §3);
-   PPL and PDV (METHOD §8).
+6. ``measure`` — scores at the final points: residual, log-density profile and relative length (docs/method.md §3);
+   PPL and PDV (docs/method.md §8).
 7. ``write`` — frames, baselines, strip, compare, GIF, MP4, ``path.safetensors``, tables, plot, summary.
 
 Prompts: ``prompt`` conditions the inversion of A (and of B unless ``prompt_b`` is given) and the score. With
@@ -38,12 +38,15 @@ from geovid.errors import InputError
 from geovid.progress import ProgressFn
 from geovid.runs.options import SequenceOptions
 
-#: Baseline paths between the endpoints, decoded with the same settings (METHOD §8).
+#: Baseline paths between the endpoints, decoded with the same settings (docs/method.md §8).
 BASELINES = ("lerp", "slerp")
 #: Resize policies for inputs whose size differs from the model's (geovid.media.images.fit_to_resolution).
 RESIZE_POLICIES = ("center-crop", "pad", "stretch")
 #: Default network-call budget of the BVP solve (``geovid`` solver). See docs/interpolation.md (timings).
 DEFAULT_MAX_CALLS = 150
+#: Default extra starts of the solve (bent copies of the slerp, docs/method.md §5); chosen by the rule and the
+#: measurement in docs/benchmarks.md ("Multi-start BVP"). The budget ``max_calls`` applies to each start.
+DEFAULT_STARTS = 0
 #: Default DDIM steps when decoding frames from t_ν (30 = the full 50-step grid below t = 581).
 DEFAULT_DECODE_STEPS = 10
 #: Default α of the density metric for image sequences (interpolation and extrapolation), per estimator. Not
@@ -75,23 +78,26 @@ class InterpolationConfig(SequenceOptions):
     prompt_b: str | None = None
     """Condition of B's inversion; the score then uses the mean embedding and frames blend the two (see above)."""
     noise_level: float = 0.6
-    """Noise level ν in (0, 1] of the geodesic space (METHOD §1)."""
+    """Noise level ν in (0, 1] of the geodesic space (docs/method.md §1)."""
     alpha: float | None = None
-    """Density-metric exponent α (METHOD §3); ``None``: 0.002 for both estimators (``SEQUENCE_ALPHA``)."""
+    """Density-metric exponent α (docs/method.md §3); ``None``: 0.002 for both estimators (``SEQUENCE_ALPHA``)."""
     metric: str = "density"
-    """``density`` (p^-α, METHOD §3) or ``score`` (I + λ s sᵀ, METHOD §4)."""
+    """``density`` (p^-α, docs/method.md §3) or ``score`` (I + λ s sᵀ, docs/method.md §4)."""
     solver: str = "geovid"
-    """BVP solver: ``geovid`` (default) or ``reference`` (the published schedule, METHOD §5)."""
+    """BVP solver: ``geovid`` (default) or ``reference`` (the published schedule, docs/method.md §5)."""
     estimator: str = "eps"
-    """Score estimator (METHOD §2): ``eps`` (default, deterministic) or ``contrast`` (the reference's)."""
+    """Score estimator (docs/method.md §2): ``eps`` (default, deterministic) or ``contrast`` (the reference's)."""
     uniform: bool = True
-    """Perceptually uniform re-timing of every method's frames (METHOD §8)."""
+    """Perceptually uniform re-timing of every method's frames (docs/method.md §8)."""
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
     """Baselines decoded alongside the geodesic: ``lerp`` and/or ``slerp`` (at least one)."""
     perceptual: str = "auto"
     """Perceptual distance: ``auto`` (LPIPS when its weights are local, else SSIM), ``lpips`` or ``ssim``."""
     max_calls: int | None = None
     """Network-call budget of the solve; ``None``: 150 for the geovid solver, the full schedule for reference."""
+    starts: int | None = None
+    """Extra starts K of the geovid solve (docs/method.md §5), each with the budget ``max_calls``; the shortest
+    path by the metric is kept. ``None``: ``DEFAULT_STARTS`` (0 for the reference solver)."""
 
     def validate(self) -> dict[str, Any]:
         """Check the options and that both images exist (no run folder is made); returns the resolved options
@@ -102,6 +108,11 @@ class InterpolationConfig(SequenceOptions):
         check_input_file(self.image_a, "image A")
         check_input_file(self.image_b, "image B")
         return resolved
+
+    def resolved(self) -> dict[str, Any]:
+        """Check the options only (not the input files) and return the resolved options stored in the manifest
+        (what ``--resume`` compares). Raises InputError."""
+        return _resolved(self)
 
 
 def _resolved(cfg: InterpolationConfig) -> dict[str, Any]:
@@ -123,7 +134,7 @@ def _resolved(cfg: InterpolationConfig) -> dict[str, Any]:
     if cfg.solver not in SOLVERS:
         raise InputError(f"unknown solver {cfg.solver!r}; choose from {', '.join(SOLVERS)}")
     if cfg.solver == "reference" and cfg.metric != "density":
-        raise InputError("the reference solver implements the density metric only (METHOD §5)")
+        raise InputError("the reference solver implements the density metric only (docs/method.md §5)")
     alpha = sequence_alpha(cfg.estimator) if cfg.alpha is None else float(cfg.alpha)
     if not (math.isfinite(alpha) and alpha > 0):
         raise InputError(f"--alpha must be positive, got {cfg.alpha}")
@@ -147,12 +158,17 @@ def _resolved(cfg: InterpolationConfig) -> dict[str, Any]:
     if not cfg.fps > 0:
         raise InputError(f"--fps must be positive, got {cfg.fps}")
     max_calls = cfg.max_calls if cfg.max_calls is not None or cfg.solver == "reference" else DEFAULT_MAX_CALLS
+    starts = (0 if cfg.solver == "reference" else DEFAULT_STARTS) if cfg.starts is None else cfg.starts
+    if not isinstance(starts, int) or isinstance(starts, bool) or not 0 <= starts <= 64:
+        raise InputError(f"--starts must be a whole number from 0 to 64, got {cfg.starts}")
+    if starts and cfg.solver == "reference":
+        raise InputError("--starts needs the geovid solver (the reference schedule has one start)")
     return {
         "frames": cfg.frames, "prompt": cfg.prompt, "prompt_b": cfg.prompt_b, "noise_level": float(cfg.noise_level),
         "alpha": alpha, "metric": cfg.metric, "lam": float(cfg.lam) if cfg.metric == "score" else None,
         "solver": cfg.solver, "estimator": cfg.estimator, "uniform": bool(cfg.uniform), "baselines": baselines,
-        "perceptual": pname, "max_calls": max_calls, "decode_steps": decode_steps, "sphere": bool(cfg.sphere),
-        "resize": cfg.resize, "fps": float(cfg.fps), "device": cfg.device, "dtype": cfg.dtype,
+        "perceptual": pname, "max_calls": max_calls, "starts": starts, "decode_steps": decode_steps,
+        "sphere": bool(cfg.sphere), "resize": cfg.resize, "fps": float(cfg.fps), "device": cfg.device, "dtype": cfg.dtype,
         "seed": int(cfg.seed),
     }
 
@@ -185,7 +201,7 @@ def chord_times(x: torch.Tensor) -> torch.Tensor:
 
 def retime(points: torch.Tensor, times: torch.Tensor, positions: np.ndarray, spherical: bool
            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Points at fractional frame positions (METHOD §8): slerp (or lerp) between neighbouring path points.
+    """Points at fractional frame positions (docs/method.md §8): slerp (or lerp) between neighbouring path points.
 
     Returns the new points and their times t (interpolated linearly between the neighbours' times).
     """
@@ -209,13 +225,18 @@ def retime(points: torch.Tensor, times: torch.Tensor, positions: np.ndarray, sph
 
 
 def run_interpolation(config: InterpolationConfig, progress: ProgressFn | None = None,
-                      cancel: threading.Event | None = None) -> Path:
-    """Interpolate between two images along a density geodesic and write a run folder (METHOD §5, §8).
+                      cancel: threading.Event | None = None, created: list[Path] | None = None,
+                      command: list[str] | None = None) -> Path:
+    """Interpolate between two images along a density geodesic and write a run folder (docs/method.md §5, §8).
 
     Args:
         config: the options (see :class:`InterpolationConfig`).
         progress: ``progress(phase, done, total, info)`` (geovid.progress convention).
         cancel: set it to stop the job; the run is then marked ``interrupted`` and can be resumed.
+        created: when given, the run folder is appended to it as soon as it exists (the batch engines,
+            geovid.batch, name the folder of a run that then fails).
+        command: the command line recorded in the manifest (default: ``sys.argv``; a batch worker passes the
+            driver's).
 
     Returns:
         The run folder (``config.out/NAME``), complete.
@@ -233,7 +254,9 @@ def run_interpolation(config: InterpolationConfig, progress: ProgressFn | None =
     prog = with_cancel(progress, cancel)
     a_path, b_path = Path(config.image_a).expanduser(), Path(config.image_b).expanduser()
     run, finished = open_run("interpolation", resolved, config.out, config.name, config.resume, [a_path, b_path],
-                             model_name(config.model), config.seed)
+                             model_name(config.model), config.seed, command=command)
+    if created is not None:
+        created.append(run.path)
     if finished:
         return run.path
     with run.guard():
@@ -333,7 +356,7 @@ class _Job:
             pts = state[0]["points"]
         self.raw_endpoints = pts
         self.sphere = Sphere.for_points(pts, on=self.res["sphere"])
-        # All methods share the endpoints on the sphere (METHOD §1), so they differ only in between.
+        # All methods share the endpoints on the sphere (docs/method.md §1), so they differ only in between.
         ends = self.sphere.project_points(pts)
         self.a, self.b = ends[0], ends[1]
 
@@ -361,6 +384,7 @@ class _Job:
             opts: dict[str, Any] = {"progress": self.progress, "max_calls": self.res["max_calls"]}
             if self.res["solver"] == "geovid":
                 opts["mode"] = "free"
+                opts["starts"] = int(self.res.get("starts") or 0)
             result = solve_bvp(x0, self.score, self.metric, self.sphere, solver=self.res["solver"],
                                seed=self.res["seed"], **opts)
             path = result.path
@@ -372,7 +396,13 @@ class _Job:
                 "solver": result.solver, "iterations": result.iterations, "network_calls": result.network_calls,
                 "converged": bool(result.converged), "seconds": round(result.seconds, 3),
                 "last_iteration_mean_residual": last.get("mean_residual"), "max_calls": self.res["max_calls"],
+                "starts": int(self.res.get("starts") or 0),
+                "critical_start": bool(result.info.get("critical_start", False)),
+                "chosen_start": result.info.get("chosen", 0), "chosen_kind": result.info.get("chosen_kind"),
+                "start_report": result.info.get("starts", []),
             }
+            if result.info.get("note"):
+                self.solver_info["note"] = result.info["note"]
             self.geodesic = path
             if result.history:
                 import pandas as pd
@@ -469,7 +499,7 @@ class _Job:
             frame_t = torch.linspace(0, 1, self.n, dtype=torch.float64)
             for i, m in enumerate(self.methods):
                 pts = self.final[m][0]
-                # Every path is scored alone so frame i sees the same random draws in every method (METHOD §7.3).
+                # Every path is scored alone so frame i sees the same random draws in every method (docs/method.md §7.3).
                 torch.manual_seed(self.res["seed"])
                 s = self.score(pts)
                 self.measures[m] = path_measures(pts, s, self.metric, self.sphere, times=frame_t, score_fn=score_fn)
@@ -482,6 +512,7 @@ class _Job:
     def write(self) -> None:
         import pandas as pd
 
+        from geovid.method import reference as method_reference
         from geovid.tasks.latents import psnr
         from geovid.tasks.report import plot_series, save_path, write_compare, write_sequence_outputs
 
@@ -545,6 +576,7 @@ class _Job:
                 "solver": self.solver_info,
                 "radius": self.sphere.radius,
                 "endpoint_distance": float((self.b - self.a).norm()),
+                "method": method_reference("§5, §8"),
             }
             run.write_json("summary.json", summary)
             self.progress("write", 4, 4, {})
