@@ -1,6 +1,6 @@
-"""Video geodesic analysis (METHOD §7): path construction, comparisons, verdict, plots.
+"""Video geodesic analysis (docs/method.md §7): path construction, comparisons, verdict, plots.
 
-Modules: ``paths`` (γ_v → γ_o, γ_δ, γ_s, γ_l), ``compare`` (METHOD §7.3 measures with one estimator and the same
+Modules: ``paths`` (γ_v → γ_o, γ_δ, γ_s, γ_l), ``compare`` (docs/method.md §7.3 measures with one estimator and the same
 draws for every path), ``verdict`` (tests (i)–(iii), geodesic excess, plain-language verdict), ``plots`` (PNG),
 ``run`` (the phased, resumable run: :class:`~analysis.run.AnalysisConfig`, :func:`~analysis.run.run_analysis`,
 :func:`~analysis.run.run_batch`). See docs/analysis.md.

@@ -1,4 +1,4 @@
-"""Measures of every analysed path with the same estimator, α and random draws (METHOD §7.3).
+"""Measures of every analysed path with the same estimator, α and random draws (docs/method.md §7.3).
 
 Fairness: the five paths are compared with one score function (same estimator, noise level, prompt, α and
 seed). Each path's scores come from ONE call of the score function on all its points, so that for a stochastic
@@ -34,7 +34,7 @@ PER_FRAME_COLUMNS: tuple[str, ...] = ("path", "frame", "time_s", "residual", "lo
 def measure_paths(paths: Mapping[str, torch.Tensor], score_fn: Callable[[torch.Tensor], torch.Tensor],
                   metric: Any, sphere: Sphere, times: torch.Tensor,
                   progress: ProgressFn = null_progress) -> dict[str, PathMeasures]:
-    """METHOD §7.3 measures of every path, in the order of ``paths``.
+    """docs/method.md §7.3 measures of every path, in the order of ``paths``.
 
     Args:
         paths: name → path (n, D); all paths have the same n (one point per frame).
@@ -64,7 +64,7 @@ def measure_paths(paths: Mapping[str, torch.Tensor], score_fn: Callable[[torch.T
 
 
 def _split_terms(x: torch.Tensor, s: torch.Tensor, metric: Any, sphere: Sphere) -> dict[str, float]:
-    """Mean norms of the two parts of r = N[P κ] + force (METHOD §3) over the interior frames.
+    """Mean norms of the two parts of r = N[P κ] + force (docs/method.md §3) over the interior frames.
 
     Which part dominates says what the tests look at: the path's bending (curvature term) or where it lies in
     the density (force term, α N P s for the density metric). Only for metrics whose force needs no extra

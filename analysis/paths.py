@@ -1,10 +1,10 @@
-"""The paths compared by the video analysis (METHOD §7.1–§7.2).
+"""The paths compared by the video analysis (docs/method.md §7.1–§7.2).
 
 From the video path γ_v (one point per frame, on the sphere) this module builds the comparison paths, all with
 the same two endpoints:
 
 * γ_o ``optimised``: γ_v optimised by the BVP solver, initialised at γ_v, in ``normal`` mode so that every point
-  only moves normally to the path and stays the counterpart of its frame (METHOD §5, §7.2);
+  only moves normally to the path and stays the counterpart of its frame (docs/method.md §5, §7.2);
 * γ_δ ``perturbed``: interior points of γ_v moved by isotropic Gaussian noise whose expected norm is δ × the
   median step ‖x_{i+1} − x_i‖ (geovid choice, δ = 0.5), then put back on the sphere;
 * γ_s ``smoothed``: γ_v smoothed along time with a Gaussian kernel over the frame index (geovid choice,
@@ -31,7 +31,7 @@ PATH_NAMES: tuple[str, ...] = ("video", "optimised", "perturbed", "smoothed", "l
 
 
 def video_path(points: torch.Tensor, sphere_on: bool = True) -> tuple[torch.Tensor, Sphere]:
-    """γ_v: the encoded frames (N, D) put on the sphere of radius R = mean norm of all frames (METHOD §1).
+    """γ_v: the encoded frames (N, D) put on the sphere of radius R = mean norm of all frames (docs/method.md §1).
 
     Returns:
         The path (N, D) float64 and the sphere every path of the analysis lives on.
@@ -49,7 +49,7 @@ def median_step(x: torch.Tensor) -> float:
 
 
 def perturbed_path(x: torch.Tensor, sphere: Sphere, delta: float = 0.5, seed: int = 0) -> torch.Tensor:
-    """γ_δ: interior points plus isotropic Gaussian noise of relative size δ (METHOD §7.2, geovid choice).
+    """γ_δ: interior points plus isotropic Gaussian noise of relative size δ (docs/method.md §7.2, geovid choice).
 
     The noise ξ ~ N(0, σ² I_D) has σ = δ · median step / √D, so E‖ξ‖² = (δ · median step)²: a displacement of
     about δ steps, isotropic in all D directions. Perturbed points go back onto the sphere; endpoints are
@@ -73,7 +73,7 @@ def perturbed_path(x: torch.Tensor, sphere: Sphere, delta: float = 0.5, seed: in
 
 
 def smoothed_path(x: torch.Tensor, sphere: Sphere, sigma: float = 1.0) -> torch.Tensor:
-    """γ_s: Gaussian smoothing along the frame index with standard deviation σ frames (METHOD §7.2).
+    """γ_s: Gaussian smoothing along the frame index with standard deviation σ frames (docs/method.md §7.2).
 
     The kernel is truncated at 4σ and the path is extended beyond its ends by repeating the end frames
     (``scipy.ndimage.gaussian_filter1d`` mode ``nearest``); the endpoints are then restored exactly and the
@@ -91,7 +91,7 @@ def smoothed_path(x: torch.Tensor, sphere: Sphere, sigma: float = 1.0) -> torch.
 
 
 def line_path(x: torch.Tensor, sphere: Sphere) -> torch.Tensor:
-    """γ_l: the slerp between the endpoints of x with one point per frame, at uniform times (METHOD §7.2)."""
+    """γ_l: the slerp between the endpoints of x with one point per frame, at uniform times (docs/method.md §7.2)."""
     out = initial_path(x[0], x[-1], x.shape[0], sphere)
     out[0], out[-1] = x[0], x[-1]  # exactly the same endpoints, not a rounding of them
     return out
@@ -107,7 +107,7 @@ def comparison_paths(x: torch.Tensor, sphere: Sphere, delta: float = 0.5, smooth
 def optimised_path(x: torch.Tensor, score_fn: Callable[[torch.Tensor], torch.Tensor], metric: Any, sphere: Sphere,
                    max_calls: int | None = None, max_iters: int = 400, seed: int = 0,
                    progress: ProgressFn = null_progress) -> Any:
-    """γ_o: the BVP solver started at γ_v, endpoints fixed (METHOD §5, §7.2).
+    """γ_o: the BVP solver started at γ_v, endpoints fixed (docs/method.md §5, §7.2).
 
     ``mode="normal"`` keeps each point the counterpart of its frame (only normal moves), so that per-frame
     numbers of γ_v and γ_o compare frame by frame. The solve is budgeted by ``max_calls`` network calls.

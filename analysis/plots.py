@@ -1,7 +1,7 @@
 """The analysis plots (PNG, matplotlib Agg, no pyplot state so they are safe in TUI worker threads).
 
-* ``residual.png`` — ‖r‖ per frame for every path, in the style of the paper's Figure 3 (METHOD §7.3);
-* ``log_density.png`` — relative log-density profiles log p(γ(t)) − log p(γ(0)) (METHOD §3);
+* ``residual.png`` — ‖r‖ per frame for every path, in the style of the paper's Figure 3 (docs/method.md §7.3);
+* ``log_density.png`` — relative log-density profiles log p(γ(t)) − log p(γ(0)) (docs/method.md §3);
 * ``projection.png`` — a 2-D projection of all paths (PCA of all their points together).
 
 Each function writes atomically (``*.tmp`` then ``os.replace``) and returns the path.

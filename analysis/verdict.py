@@ -1,6 +1,6 @@
-"""The three tests of METHOD §7.4, the geodesic excess, and a plain-language verdict.
+"""The three tests of docs/method.md §7.4, the geodesic excess, and a plain-language verdict.
 
-METHOD §7.4 reads a clip as geodesic when (i) ‖r(γ_v)‖ is near zero, (ii) it is close to ‖r(γ_o)‖, and (iii) the
+docs/method.md §7.4 reads a clip as geodesic when (i) ‖r(γ_v)‖ is near zero, (ii) it is close to ‖r(γ_o)‖, and (iii) the
 perturbed and smoothed paths have larger ‖r‖. "Near zero" and "close" need a scale; these are geovid's choices,
 stated in summary.json next to the numbers and in docs/analysis.md:
 
@@ -12,7 +12,7 @@ stated in summary.json next to the numbers and in docs/analysis.md:
         perturbing and smoothing make the path less geodesic.
 
 Means are over interior frames (r is undefined at the fixed endpoints). The geodesic excess is L̃(γ_v)/L̃(γ_o)
-(METHOD §7.4) for the density metric; for the score metric L̃ carries no metric weight, so the excess is
+(docs/method.md §7.4) for the density metric; for the score metric L̃ carries no metric weight, so the excess is
 √(E(γ_v)/E(γ_o)), the length ratio of constant-speed paths. Both are computed from logs.
 """
 
@@ -75,7 +75,7 @@ def evaluate_tests(stats: Mapping[str, Mapping[str, float]]) -> dict[str, dict[s
 
 
 def geodesic_excess(stats: Mapping[str, Mapping[str, float]], metric: str = "density") -> tuple[float, float, str]:
-    """The geodesic excess of METHOD §7.4 and its log.
+    """The geodesic excess of docs/method.md §7.4 and its log.
 
     Returns:
         ``(excess, log_excess, measure)`` with ``measure`` naming what was compared:
@@ -118,6 +118,9 @@ def _g(v: float) -> str:
     return f"{v:.3g}" if _finite(v) else "n/a"
 
 
+#: The verdict's last sentence: where its tests and numbers are defined.
+METHOD_NOTE = "How these tests and the excess are defined: docs/method.md §7.4."
+
 #: Above this ratio of the mean norms of the two terms of r(γ_v), the verdict says one of them dominates.
 DOMINANCE_RATIO = 10.0
 
@@ -143,8 +146,8 @@ def verdict_text(tests: Mapping[str, Mapping[str, Any]], excess: float,
                  video: Mapping[str, Any] | None = None, log_excess: float | None = None) -> str:
     """One paragraph of plain language from the tests and the excess (no new judgement, just the numbers).
 
-    ``video``: the video path's statistics; when given, a closing sentence says whether the curvature or the
-    density term of r dominates (by more than ``DOMINANCE_RATIO``).
+    ``video``: the video path's statistics; when given, a sentence says whether the curvature or the
+    density term of r dominates (by more than ``DOMINANCE_RATIO``). The last sentence cites docs/method.md §7.4.
     """
     passed = sum(1 for t in tests.values() if t.get("passed") is True)
     if passed == 3:
@@ -191,7 +194,7 @@ def verdict_text(tests: Mapping[str, Mapping[str, Any]], excess: float,
                if excess < 1 else ".")
     else:
         s4 = "The geodesic excess could not be computed (non-finite lengths)."
-    return " ".join(s for s in (head, s1, s2, s3, s4, _balance(video)) if s)
+    return " ".join(s for s in (head, s1, s2, s3, s4, _balance(video), METHOD_NOTE) if s)
 
 
 def summarise(stats: Mapping[str, Mapping[str, float]], metric: str = "density") -> dict[str, Any]:

@@ -1,8 +1,8 @@
-"""Benchmark 1 (issue #7): geovid's default BVP solver versus the reference schedule (METHOD §5).
+"""Benchmark 1 (issue #7): geovid's default BVP solver versus the reference schedule (docs/method.md §5).
 
 Figure of merit: network calls (per-point score evaluations) and wall time to reach a relative length within 1 %
 of the best length either solver found, and the final mean ‖r‖. Lengths are compared on 17-point paths only
-(the reference's last level and geovid's finest level), as log L̃ (METHOD §3):
+(the reference's last level and geovid's finest level), as log L̃ (docs/method.md §3):
 
 * analytic mixtures (D = 1024 and D = 16384, sphere on, ν = 0.6, eps estimator = exact score): L̃ uses the
   exact log-density at the segment midpoints;

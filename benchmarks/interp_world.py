@@ -6,7 +6,7 @@ the others stay; every scene valid by construction) the script runs ``geovid int
 plausibility checker (``geovid.world.checker.check``, with A's caption): a frame *passes* when it is plausible and
 its objects match the caption (count, colours, confident shapes). *Ghosting* counts frames rejected for a double,
 a semi-transparent or a faint ghost copy of an object. Also per method: PPL and PDV (perceptual distance of the
-run), log relative length L̃ (METHOD §3, comparable between the methods of one pair: same start point), and the
+run), log relative length L̃ (docs/method.md §3, comparable between the methods of one pair: same start point), and the
 checker pass rate of the decoded endpoints (the ceiling set by the model's reconstructions).
 
 Usage: python -m benchmarks.interp_world [--pairs 20] [--preset lenient] [--out DIR] [-- extra options]

@@ -1,4 +1,4 @@
-"""Science check of ``geovid analyze`` (issue #4, METHOD §7): smooth versus jittered world clips, and real clips.
+"""Science check of ``geovid analyze`` (issue #4, docs/method.md §7): smooth versus jittered world clips, and real clips.
 
 For seeds 0…N−1 it renders the world clip with ``linear`` motion (constant velocity) and the ``jitter`` version of
 the same clip (the same path plus seeded per-frame shaking), analyses every clip with the default options on the

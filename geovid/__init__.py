@@ -1,8 +1,8 @@
 """geovid: probability-density geodesics in the latent space of image diffusion models.
 
 The public API is small and re-exported lazily so that ``import geovid`` stays cheap
-(the CLI's ``--help`` must answer in well under a second). See ``docs/`` and
-``../shared/docs/METHOD.md`` (cited as METHOD §n in the code).
+(the CLI's ``--help`` must answer in well under a second). The method — every formula and number — is
+``docs/method.md`` in the repository (cited as ``docs/method.md §n`` in the code); see ``docs/`` for the rest.
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ def _profile(n: int, scale: float, phase: float) -> list[float]:
 
 def write_analysis(runs_dir: Path, name: str = "clip-walk", minute: int = 15, n: int = 8,
                    status: str = "complete", excess: float = 1.07) -> Path:
-    """A complete analysis run (METHOD §7): frames/, optimised/, strip, plots, tables, summary."""
+    """A complete analysis run (docs/method.md §7): frames/, optimised/, strip, plots, tables, summary."""
     run = runs_dir / name
     run.mkdir(parents=True)
     write_json(run / "manifest.json", manifest("analysis", name, status, minute, [f"/data/{name}.mp4"]))
@@ -164,7 +164,7 @@ def write_analysis(runs_dir: Path, name: str = "clip-walk", minute: int = 15, n:
 
 
 def write_interpolation(runs_dir: Path, name: str = "cat-to-dog", minute: int = 20, n: int = 9) -> Path:
-    """A complete interpolation run (METHOD §8): geodesic frames plus lerp/slerp baselines."""
+    """A complete interpolation run (docs/method.md §8): geodesic frames plus lerp/slerp baselines."""
     run = runs_dir / name
     run.mkdir(parents=True)
     write_json(run / "manifest.json",
@@ -195,7 +195,7 @@ def write_interpolation(runs_dir: Path, name: str = "cat-to-dog", minute: int = 
 
 
 def write_extrapolation(runs_dir: Path, name: str = "shot-forward", minute: int = 25, n: int = 6) -> Path:
-    """A complete extrapolation run (METHOD §6)."""
+    """A complete extrapolation run (docs/method.md §6)."""
     run = runs_dir / name
     run.mkdir(parents=True)
     write_json(run / "manifest.json",

@@ -1,10 +1,10 @@
-"""An exact analytic backbone: Gaussian mixtures in any dimension (METHOD §1–§2).
+"""An exact analytic backbone: Gaussian mixtures in any dimension (docs/method.md §1–§2).
 
 The noised density at timestep t of a mixture Σ_k π_k N(μ_k, Σ_k) is again a mixture with means √ᾱ_t μ_k and
 covariances ᾱ_t Σ_k + σ_t² I, so its score, its log-density and the optimal noise predictor
 ε*(x, t) = −σ_t s_t(x) are known in closed form. This lets every solver and measure be checked against exact
 references. Encode/decode are the identity; a "condition" is the name of one of several mixtures, so the
-`contrast` estimator (METHOD §2) can be exercised with a conditional and a negative mixture.
+`contrast` estimator (docs/method.md §2) can be exercised with a conditional and a negative mixture.
 
 t = −1 stands for the clean data (ᾱ = 1, σ = 0): there ε is undefined but the score and log-density are exact.
 """
@@ -211,7 +211,7 @@ class GaussianMixtureBackbone(DDIMMixin):
         return self.mixture(cond).log_prob(self._flat(x), self.alpha_bar(int(t)))
 
     def eps(self, x: torch.Tensor, t: int | torch.Tensor, cond: str | None = "") -> torch.Tensor:
-        """The optimal noise predictor ε*(x, t) = −σ_t s_t(x) (METHOD §2)."""
+        """The optimal noise predictor ε*(x, t) = −σ_t s_t(x) (docs/method.md §2)."""
         s = self.score(x, t, cond)
         if isinstance(t, torch.Tensor) and t.ndim > 0:
             sig = torch.tensor([self.sigma(int(v)) for v in t], dtype=torch.float64)

@@ -1,11 +1,11 @@
-"""The ``Backbone`` protocol and a shared DDIM implementation (METHOD §1).
+"""The ``Backbone`` protocol and a shared DDIM implementation (docs/method.md §1).
 
 A backbone supplies everything the geometry needs from a diffusion model:
 
 * ``encode`` / ``decode`` between images (float tensors ``(B, 3, H, W)`` in [0, 1]) and
   clean latents z₀ (``(B, *latent_shape)``);
 * the noise predictor ``eps(x, t, cond)`` and the DDPM schedule ``alphas_cumprod``;
-* the map noise level ν → timestep t_ν (reference behaviour, METHOD §1);
+* the map noise level ν → timestep t_ν (reference behaviour, docs/method.md §1);
 * deterministic DDIM ``invert`` (z₀ → x_t) and ``denoise`` (x_t → z₀);
 * ``embed_prompt`` (text → condition; ``""`` is the unconditional condition).
 
@@ -61,7 +61,7 @@ def leading_timesteps(num_train_timesteps: int, num_inference_steps: int, steps_
 
 
 def noise_level_timestep(timesteps: torch.Tensor, nu: float, num_inference_steps: int = 50) -> int:
-    """METHOD §1: t_ν = timesteps[-max(1, int(50·ν))] (ν = 0.6 → 581 on SD2)."""
+    """docs/method.md §1: t_ν = timesteps[-max(1, int(50·ν))] (ν = 0.6 → 581 on SD2)."""
     if not 0.0 <= nu <= 1.0:
         raise ValueError(f"noise level must be in [0, 1], got {nu}")
     k = max(1, int(num_inference_steps * nu))
@@ -76,7 +76,7 @@ def scaled_linear_alphas_cumprod(num_train_timesteps: int = 1000, beta_start: fl
 
 
 class DDIMMixin:
-    """Deterministic DDIM inversion and denoising on top of ``eps`` (METHOD §1).
+    """Deterministic DDIM inversion and denoising on top of ``eps`` (docs/method.md §1).
 
     Subclasses set ``alphas_cumprod`` (float64, CPU), ``num_train_timesteps`` and
     implement ``eps``. ``steps_offset`` follows the SD2 scheduler config.
@@ -126,7 +126,7 @@ class DDIMMixin:
     def invert(self, z0: torch.Tensor, t: int, cond: Condition, guidance: float = 1.0,
                num_inference_steps: int = 50, uncond: Condition | None = None,
                progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        """DDIM inversion z₀ → x_t (deterministic). METHOD §1."""
+        """DDIM inversion z₀ → x_t (deterministic). docs/method.md §1."""
         path = self._path(t, num_inference_steps)
         x = z0
         prev = -1
@@ -143,7 +143,7 @@ class DDIMMixin:
     def denoise(self, x: torch.Tensor, t: int, cond: Condition, guidance: float = 1.0,
                 num_inference_steps: int = 50, uncond: Condition | None = None,
                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        """DDIM denoising x_t → z₀ (deterministic, η = 0). METHOD §1."""
+        """DDIM denoising x_t → z₀ (deterministic, η = 0). docs/method.md §1."""
         path = self._path(t, num_inference_steps)[::-1]
         for i, ti in enumerate(path):
             nxt = path[i + 1] if i + 1 < len(path) else -1

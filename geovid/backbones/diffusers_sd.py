@@ -1,6 +1,6 @@
 """The diffusers backbone: any Stable-Diffusion-format model (SD2, the bundled tiny SD) as a ``Backbone``.
 
-This is the one module that touches diffusers/transformers model internals (METHOD §1–§2):
+This is the one module that touches diffusers/transformers model internals (docs/method.md §1–§2):
 
 * ``encode``/``decode`` through the ``AutoencoderKL`` (latent-distribution mean × ``scaling_factor``), batched;
 * ``eps(x, t, cond)``: the UNet's noise prediction ε_θ in the backbone dtype, returned as float32, chunked to
@@ -28,7 +28,7 @@ import torch
 
 from geovid.backbones.base import DDIMMixin
 
-#: METHOD §2: the fixed negative prompt c_neg of the ``contrast`` estimator, describing the artefacts a
+#: docs/method.md §2: the fixed negative prompt c_neg of the ``contrast`` estimator, describing the artefacts a
 #: geodesic should avoid (doubling, ghosting, distortions, blur, low detail).
 DEFAULT_NEGATIVE_PROMPT = ("doubled, duplicate, ghosting, distorted, deformed, distortions, blurry, blur, "
                            "low detail, low quality")
@@ -120,7 +120,7 @@ class DiffusersBackbone(DDIMMixin):
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (B, 3, H, W) in [0, 1] → z₀ = (latent mean − shift) × scaling factor (METHOD §1), float32."""
+        """Images (B, 3, H, W) in [0, 1] → z₀ = (latent mean − shift) × scaling factor (docs/method.md §1), float32."""
         self._check_images(images)
         out = []
         for chunk in images.split(self.max_batch):
@@ -158,7 +158,7 @@ class DiffusersBackbone(DDIMMixin):
     # -- noise prediction -----------------------------------------------------------------------------------
 
     def eps(self, x: torch.Tensor, t: int | torch.Tensor, cond: Any) -> torch.Tensor:
-        """ε_θ(x, t, c) (METHOD §2), float32, in chunks of ``max_batch``.
+        """ε_θ(x, t, c) (docs/method.md §2), float32, in chunks of ``max_batch``.
 
         Args:
             x: latents (B, C, h, w), any float dtype/device.

@@ -1,4 +1,4 @@
-"""Frame-exact video decoding: probe a clip, choose frames, read exactly those frames (METHOD §7, step 1).
+"""Frame-exact video decoding: probe a clip, choose frames, read exactly those frames (docs/method.md §7.1).
 
 The video analysis compares a clip's path through latent space with a geodesic, so the
 frame we are given must be the frame we asked for: a frame off by a few positions bends
@@ -377,7 +377,7 @@ def _secs(x: float) -> str:
 
 def select_frames(info: VideoInfo, frames: int | None = None, stride: int | None = None,
                   start: float | None = None, end: float | None = None, min_frames: int = 2) -> list[int]:
-    """Choose frame indices of a clip (METHOD §7, step 1: uniform count, stride, or time range).
+    """Choose frame indices of a clip (docs/method.md §7.1: uniform count, stride, or time range).
 
     Frames are eligible when their timestamp lies in ``[start, end]`` (seconds from the first
     frame, both ends included). Then:

@@ -1,5 +1,5 @@
 """Still images in, pixels normalised: load any common image as RGB uint8, fit it to the backbone's resolution,
-and convert between uint8 arrays and the float tensors the backbones take (METHOD §7 step 1, §8).
+and convert between uint8 arrays and the float tensors the backbones take (docs/method.md §7.1, §8).
 
 Policies (documented in ``docs/media.md``):
 
@@ -8,6 +8,9 @@ Policies (documented in ``docs/media.md``):
   way; compositing on black would turn anti-aliased edges into dark halos. ``background=`` overrides it.
 * **16-bit** images are reduced to 8 bits by rounding ``v / 257`` (65535 → 255), never by clipping.
 * **EXIF orientation** is applied, so a phone photo comes out the way it is displayed.
+* **Size limit**: images above :data:`MAX_IMAGE_PIXELS` (89.5 megapixels, Pillow's own decompression-bomb
+  threshold) are refused with one line stating the size and the limit, before their pixels are decoded; the
+  model sees every image at its own resolution (at most 512×512) anyway.
 * **Resolution** (:func:`fit_to_resolution`, also used for video frames): by default scale so the image
   covers the target (the short side becomes the target size for a square target), then crop the centre.
   Downscaling uses area averaging (``cv2.INTER_AREA``: no aliasing on the large reductions typical of video
@@ -31,6 +34,19 @@ if TYPE_CHECKING:
 
 FitPolicy = Literal["center-crop", "pad", "stretch"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+#: Largest image (width × height) :func:`load_image` reads: Pillow's default ``Image.MAX_IMAGE_PIXELS``
+#: (≈ 9459 × 9459), above which Pillow itself warns of a decompression bomb. Decoding such an image needs
+#: 3 bytes per pixel (more during mode conversion) while the model uses at most 512 × 512 of it.
+MAX_IMAGE_PIXELS = 89_478_485
+
+
+def _too_large(name: str, pixels: int, size: tuple[int, int] | None = None) -> InputError:
+    """The one-line error for an image above :data:`MAX_IMAGE_PIXELS`."""
+    dims = f"{size[0]}×{size[1]} pixels ({pixels / 1e6:.0f} megapixels)" if size else f"{pixels / 1e6:.0f} megapixels"
+    side = int(MAX_IMAGE_PIXELS**0.5)
+    return InputError(f"{name} is {dims}, more than geovid reads ({MAX_IMAGE_PIXELS / 1e6:.1f} megapixels, e.g. "
+                      f"{side}×{side}); shrink it first, e.g. to 2048 pixels on the long side (the model sees it at "
+                      "its own resolution anyway)")
 
 
 def load_image(path: str | Path, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
@@ -48,8 +64,12 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (255, 255, 2
         (H, W, 3) uint8 array, RGB.
 
     Raises:
-        InputError: missing, empty, unreadable or damaged file, with a one-line message.
+        InputError: missing, empty, unreadable or damaged file, or an image above :data:`MAX_IMAGE_PIXELS`
+            pixels, with a one-line message.
     """
+    import re
+    import warnings
+
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path).expanduser()
@@ -58,7 +78,15 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (255, 255, 2
     if path.is_dir():
         raise InputError(f"{path} is a folder, not an image file")
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # Pillow warns (above its limit) or raises (above twice its limit) while reading the header; geovid
+            # applies its own limit below with one clear line instead of Pillow's raw warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img_cm = Image.open(path)
+        with img_cm as img:
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise _too_large(path.name, w * h, (w, h))
             img.load()
             img = ImageOps.exif_transpose(img) or img
             return _to_rgb8(img, background)
@@ -69,7 +97,8 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (255, 255, 2
         msg = " ".join(str(err).split())[:120]
         raise InputError(f"{path.name} is damaged and cannot be read ({msg}); re-save or re-export it") from None
     except Image.DecompressionBombError as err:
-        raise InputError(f"{path.name} is too large to load safely ({err})") from None
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        raise _too_large(path.name, int(found.group(1)) if found else 2 * MAX_IMAGE_PIXELS + 1) from None
 
 
 def _to_rgb8(img: Any, background: tuple[int, int, int]) -> np.ndarray:

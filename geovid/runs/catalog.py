@@ -148,7 +148,7 @@ def _infer_kind(summary: dict[str, Any] | None, run: Path) -> str:
 
 
 def _key_numbers(kind: str, summary: dict[str, Any]) -> tuple[dict[str, Number], str | None]:
-    """Extract the numbers a table shows, tolerating missing keys (METHOD §7, §8, §6)."""
+    """Extract the numbers a table shows, tolerating missing keys (docs/method.md §7, §8, §6)."""
     numbers: dict[str, Number] = {}
     verdict: str | None = None
     if kind == "analysis":

@@ -38,11 +38,11 @@ class SequenceOptions(RunOptions):
     """Options shared by the image-sequence jobs (interpolation and extrapolation), on top of :class:`RunOptions`."""
 
     lam: float = 1000.0
-    """λ of the score metric I + λ s sᵀ (METHOD §4)."""
+    """λ of the score metric I + λ s sᵀ (docs/method.md §4)."""
     decode_steps: int | None = None
     """DDIM steps when decoding a frame; ``None``: 10 (30 reproduces the 50-step grid below t at ν = 0.6 exactly)."""
     sphere: bool = True
-    """Keep all points on the sphere of radius R (METHOD §1)."""
+    """Keep all points on the sphere of radius R (docs/method.md §1)."""
     resize: str = "center-crop"
     """How inputs of another size are fitted: ``center-crop``, ``pad`` or ``stretch``."""
     fps: float = 8.0

@@ -1,4 +1,4 @@
-"""Geodesic extrapolation (METHOD §6): ``geovid extrapolate A B`` / ``CLIP.mp4`` / ``--from-run RUN``.
+"""Geodesic extrapolation (docs/method.md §6): ``geovid extrapolate A B`` / ``CLIP.mp4`` / ``--from-run RUN``.
 
 A geodesic is shot from the last given point with the tangent of the given motion and integrated with RK4
 (:func:`geovid.geometry.ivp.solve_ivp`: after every step the point goes back onto the sphere, the velocity onto
@@ -7,7 +7,7 @@ its tangent and to the initial speed).
 Sources of the start point x₀ and the initial velocity v₀:
 
 * two images A, B: x₀ = B; v₀ along the end tangent at B of the slerp A→B (the difference B − A projected onto
-  the sphere's tangent at B) or, with ``tangent="geodesic"``, of a short BVP geodesic A→B (METHOD §5);
+  the sphere's tangent at B) or, with ``tangent="geodesic"``, of a short BVP geodesic A→B (docs/method.md §5);
 * a clip: its last ``context`` frames; x₀ = the last one, v₀ from the end tangent through them;
 * an interpolation run: its ``path.safetensors``; x₀ = its last point, v₀ its end tangent.
 
@@ -63,11 +63,11 @@ class ExtrapolationConfig(SequenceOptions):
     noise_level: float | None = None
     """Noise level ν in (0, 1] (default 0.6, or the run's; a run's points exist only at its own level)."""
     alpha: float | None = None
-    """Density-metric exponent α (METHOD §3; default 0.002, or the run's, see ``interpolate.SEQUENCE_ALPHA``)."""
+    """Density-metric exponent α (docs/method.md §3; default 0.002, or the run's, see ``interpolate.SEQUENCE_ALPHA``)."""
     metric: str | None = None
     """``density`` (default) or ``score``."""
     estimator: str | None = None
-    """Score estimator ``eps`` (default) or ``contrast`` (METHOD §2)."""
+    """Score estimator ``eps`` (default) or ``contrast`` (docs/method.md §2)."""
 
     def validate(self) -> dict[str, Any]:
         """Check the options and the inputs (no run folder is made); returns the resolved options stored in the
@@ -200,7 +200,7 @@ def _resolved(cfg: ExtrapolationConfig, src: _Source) -> dict[str, Any]:
 
 def run_extrapolation(config: ExtrapolationConfig, progress: ProgressFn | None = None,
                       cancel: threading.Event | None = None) -> Path:
-    """Continue a motion beyond its end along a geodesic and write a run folder (METHOD §6).
+    """Continue a motion beyond its end along a geodesic and write a run folder (docs/method.md §6).
 
     Args:
         config: the options (see :class:`ExtrapolationConfig`).
@@ -408,6 +408,7 @@ class _Shot:
         import pandas as pd
 
         from geovid.geometry.measures import log_density_profile
+        from geovid.method import reference as method_reference
         from geovid.tasks.report import plot_series, save_path, write_sequence_outputs
 
         run = self.run
@@ -449,6 +450,7 @@ class _Shot:
                 "estimator": self.res["estimator"], "metric": self.res["metric"],
                 "decode_steps": self.res["decode_steps"], "radius": self.sphere.radius,
                 "shot": self.shot_info,
+                "method": method_reference("§6"),
             }
             run.write_json("summary.json", summary)
             self.progress("write", 3, 3, {})

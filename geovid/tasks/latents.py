@@ -1,8 +1,8 @@
-"""Images ↔ points of the geodesic space at noise level ν (METHOD §1), shared by every task.
+"""Images ↔ points of the geodesic space at noise level ν (docs/method.md §1), shared by every task.
 
 ``images_to_points``: fit to the model resolution → encode (z₀) → DDIM inversion to t_ν → flat float64 points.
 ``points_to_images``: DDIM denoising t_ν → 0 → decode → uint8 RGB.
-``make_score``: the score estimator of METHOD §2 for a task's options.
+``make_score``: the score estimator of docs/method.md §2 for a task's options.
 
 Inversions are cached on disk by content hash (image bytes, model, ν, prompt, guidance, steps) under
 ``$GEOVID_CACHE_DIR/inversions`` (default ``~/.cache/geovid``), so that rerunning an analysis, resuming a run
@@ -60,12 +60,12 @@ def fit_images(backbone: Any, images: np.ndarray, policy: str = "center-crop") -
 def images_to_points(backbone: Any, images: np.ndarray, nu: float, prompt: str = "", guidance: float = 1.0,
                      steps: int = 50, policy: str = "center-crop", cache: bool = True,
                      progress: Callable[[int, int], None] | None = None) -> Encoded:
-    """Encode and invert images to level ν (METHOD §1). Returns float64 points (N, D).
+    """Encode and invert images to level ν (docs/method.md §1). Returns float64 points (N, D).
 
     Args:
         backbone: a Backbone.
         images: uint8 (N, H, W, 3) RGB; resized/cropped to the model resolution.
-        nu: noise level in [0, 1]; t_ν per METHOD §1.
+        nu: noise level in [0, 1]; t_ν per docs/method.md §1.
         prompt: text condition used for the inversion (reference: the empty prompt).
         guidance: classifier-free guidance scale of the inversion (reference: 1).
         steps: DDIM inference steps of the schedule.
@@ -103,7 +103,7 @@ def images_to_points(backbone: Any, images: np.ndarray, nu: float, prompt: str =
 
 def points_to_images(backbone: Any, points: torch.Tensor, t: int, prompt: str = "", guidance: float = 1.0,
                      steps: int = 50, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Denoise points from level t back to images (METHOD §1): uint8 (N, H, W, 3)."""
+    """Denoise points from level t back to images (docs/method.md §1): uint8 (N, H, W, 3)."""
     from geovid.media.images import from_tensor
 
     lat = points.reshape(points.shape[0], *backbone.latent_shape).to(torch.float32)
@@ -114,7 +114,7 @@ def points_to_images(backbone: Any, points: torch.Tensor, t: int, prompt: str = 
 
 def make_score(backbone: Any, estimator: str, t: int, prompt: str = "", seed: int = 0,
                negative_prompt: str | None = None) -> Any:
-    """The score estimator of METHOD §2 for a task (``eps`` or ``contrast``)."""
+    """The score estimator of docs/method.md §2 for a task (``eps`` or ``contrast``)."""
     from geovid.geometry.estimators import make_estimator
 
     cond = backbone.embed_prompt(prompt)
@@ -126,7 +126,7 @@ def make_score(backbone: Any, estimator: str, t: int, prompt: str = "", seed: in
 
 
 def default_alpha(estimator: str) -> float:
-    """Default α of the density metric per estimator (METHOD §3): see docs/method-notes.md."""
+    """Default α of the density metric per estimator for the analysis (docs/method.md §3.7)."""
     return {"eps": 1.0, "contrast": 0.002}.get(estimator, 1.0)
 
 
@@ -145,7 +145,7 @@ def denoise_timesteps(t: int, steps: int) -> list[int]:
 
 def decode_points(backbone: Any, points: torch.Tensor, t: int, cond: Any, steps: int | None = None,
                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Denoise points at level t to images (METHOD §1) with DDIM (η = 0) over ``steps`` evenly spaced steps.
+    """Denoise points at level t to images (docs/method.md §1) with DDIM (η = 0) over ``steps`` evenly spaced steps.
 
     Args:
         backbone: a Backbone with ``eps``, ``alpha_bar`` and ``decode``.

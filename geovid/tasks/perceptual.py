@@ -1,4 +1,4 @@
-"""Perceptual distances between decoded frames, and the interpolation metrics built on them (METHOD §8).
+"""Perceptual distances between decoded frames, and the interpolation metrics built on them (docs/method.md §8).
 
 Registry ``DISTANCES`` (name → class); :func:`get_distance` picks one by name, ``"auto"`` meaning LPIPS where it
 can run without a download and the SSIM fallback otherwise.
@@ -14,7 +14,7 @@ can run without a download and the SSIM fallback otherwise.
     scenes. No weights, no download.
 
 PPL is the sum of consecutive distances of a frame sequence, PDV their variance; :func:`uniform_positions` inverts
-the cumulative distance piecewise-linearly (perceptually uniform re-timing, METHOD §8).
+the cumulative distance piecewise-linearly (perceptually uniform re-timing, docs/method.md §8).
 """
 
 from __future__ import annotations
@@ -130,13 +130,13 @@ def consecutive_distances(frames: np.ndarray, distance: Any) -> np.ndarray:
 
 
 def ppl_pdv(distances: np.ndarray) -> tuple[float, float]:
-    """PPL = Σ dᵢ and PDV = Var(dᵢ) (population variance) of consecutive distances (METHOD §8)."""
+    """PPL = Σ dᵢ and PDV = Var(dᵢ) (population variance) of consecutive distances (docs/method.md §8)."""
     d = np.asarray(distances, dtype=np.float64)
     return float(d.sum()), float(d.var())
 
 
 def uniform_positions(distances: np.ndarray, n: int | None = None) -> np.ndarray:
-    """Fractional frame positions that make consecutive perceptual distances equal (METHOD §8).
+    """Fractional frame positions that make consecutive perceptual distances equal (docs/method.md §8).
 
     The cumulative distance C(i) at the frames i = 0…n−1 is inverted piecewise-linearly at n equally spaced
     targets. Position 2.25 means a quarter of the way from frame 2 to frame 3. Segments of zero distance are

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from geovid import method
 from geovid.cli import app
 from tests.functional.test_cli_interpolate import manifest, model_args, one_line_error, scene_pair
 
@@ -57,9 +58,10 @@ def test_extrapolate_two_images(pair: tuple[Path, Path], analysis_model: str | N
     s = json.loads((run / "summary.json").read_text())
     # Steps 0, 2 and the last (3) are decoded.
     assert s["decoded_steps"] == [0, 2, 3] and s["frames_decoded"] == 3
+    assert s["method"] == {"doc": "docs/method.md", "version": method.VERSION, "section": "§6"}
     assert len(list((run / "frames").glob("*.png"))) == 3
     assert s["steps"] == 3 and s["step_size"] == 1.0 and len(s["log_density"]) == 4 and s["log_density"][0] == 0
-    # Speed restored after every RK4 step (METHOD §6), equal to the A→B distance (step size 1 = same pace).
+    # Speed restored after every RK4 step (docs/method.md §6), equal to the A→B distance (step size 1 = same pace).
     assert s["initial_speed"] == pytest.approx(s["final_speed"], rel=1e-9)
     assert s["initial_speed"] == pytest.approx(s["reference_distance"], rel=1e-9)
     table = pd.read_csv(run / "per_frame.csv")

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from geovid import method
 from geovid.cli import app
 
 runner = CliRunner()
@@ -108,6 +109,7 @@ def test_interpolation_writes_the_run_contract(done_run: Path, analysis_model: s
 
     s = json.loads((done_run / "summary.json").read_text())
     assert s["perceptual_distance"] == "ssim" and s["frames"] == 5
+    assert s["method"] == {"doc": "docs/method.md", "version": method.VERSION, "section": "§5, §8"}
     assert set(s["methods"]) == {"geodesic", "lerp", "slerp"}
     for name, st in s["methods"].items():
         d = np.asarray(st["distances"])
@@ -134,7 +136,7 @@ def test_interpolation_writes_the_run_contract(done_run: Path, analysis_model: s
     pts, times, meta = load_path(done_run / "path.safetensors")
     assert pts.shape[0] == 5 and times.shape == (5,) and meta["timestep"] == 581
     assert meta["noise_level"] == 0.6 and meta["kind"] == "interpolation"
-    # All points on the sphere of radius R (METHOD §1).
+    # All points on the sphere of radius R (docs/method.md §1).
     assert torch.allclose(pts.norm(dim=-1), torch.full((5,), meta["radius"], dtype=torch.float64), rtol=1e-6)
 
 

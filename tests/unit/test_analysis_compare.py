@@ -1,4 +1,4 @@
-"""Measures of the analysed paths (METHOD §7.3): one batched call per path, same draws per frame, table schema."""
+"""Measures of the analysed paths (docs/method.md §7.3): one batched call per path, same draws per frame, table schema."""
 
 from __future__ import annotations
 

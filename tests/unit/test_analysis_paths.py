@@ -1,4 +1,4 @@
-"""Path construction of the video analysis (METHOD §7.2): endpoints, sphere, perturbation size, smoothing, γ_o."""
+"""Path construction of the video analysis (docs/method.md §7.2): endpoints, sphere, perturbation size, smoothing, γ_o."""
 
 from __future__ import annotations
 

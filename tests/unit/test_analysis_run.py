@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from analysis.run import AnalysisConfig, run_analysis, run_batch
+from geovid import method
 from geovid.errors import GeovidError, InputError
 from geovid.progress import Cancelled
 
@@ -104,6 +105,7 @@ def test_run_writes_the_contract(reference: Path) -> None:
     for st in s["paths"].values():
         assert st["frames"] == 6 and st["mean_residual"] > 0
     assert set(s["tests"]) == {"i", "ii", "iii"}
+    assert s["method"] == {"doc": "docs/method.md", "version": method.VERSION, "section": "§7"}
     assert all(isinstance(t["passed"], bool) for t in s["tests"].values())
     assert s["tests"]["i"]["threshold"] == pytest.approx(0.5 * s["paths"]["line"]["mean_residual"])
     assert s["tests"]["ii"]["threshold"] == pytest.approx(2 * s["paths"]["optimised"]["mean_residual"])

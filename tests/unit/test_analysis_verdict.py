@@ -1,4 +1,4 @@
-"""Tests (i)–(iii), geodesic excess and verdict of METHOD §7.4 on synthetic numbers."""
+"""Tests (i)–(iii), geodesic excess and verdict of docs/method.md §7.4 on synthetic numbers."""
 
 from __future__ import annotations
 
@@ -93,6 +93,7 @@ def test_verdict_paragraph_follows_the_numbers() -> None:
     assert "2 of the three tests pass" in part
     for text in (good, bad, part):
         assert "\n" not in text and len(text) < 1200
+        assert text.endswith("defined: docs/method.md §7.4.")  # where the reader finds the definitions
 
 
 def test_verdict_says_when_the_optimiser_did_not_lower_the_gradient() -> None:

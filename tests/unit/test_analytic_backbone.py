@@ -1,4 +1,4 @@
-"""The analytic Gaussian-mixture backbone: exact noised scores, ε, schedule and DDIM (METHOD §1–§2)."""
+"""The analytic Gaussian-mixture backbone: exact noised scores, ε, schedule and DDIM (docs/method.md §1–§2)."""
 
 from __future__ import annotations
 

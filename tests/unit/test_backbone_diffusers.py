@@ -31,7 +31,7 @@ def test_loads_through_the_loader_and_satisfies_the_protocol(bb, tiny_folder: Pa
     assert bb.latent_shape == (4, 16, 16)
     assert bb.alphas_cumprod.dtype == torch.float64 and bb.alphas_cumprod.shape == (1000,)
     assert bb.num_train_timesteps == 1000 and bb.steps_offset == 1
-    # SD2 schedule: ν = 0.6 → t = 581 (METHOD §1).
+    # SD2 schedule: ν = 0.6 → t = 581 (docs/method.md §1).
     assert bb.noise_level_to_timestep(0.6) == 581
     assert load_backbone(str(tiny_folder), device="cpu", dtype="fp32") is bb  # cached per (path, device, dtype)
 

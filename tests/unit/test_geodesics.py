@@ -1,4 +1,4 @@
-"""Correctness of the geodesic engine against references each test computes itself (issue #2, METHOD §3–§6)."""
+"""Correctness of the geodesic engine against references each test computes itself (issue #2, docs/method.md §3–§6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Decoding helpers of the interpolation (METHOD §1): DDIM from t_ν with any number of steps and per-frame
+"""Decoding helpers of the interpolation (docs/method.md §1): DDIM from t_ν with any number of steps and per-frame
 prompt embeddings, on the bundled model (or a tiny random one where it is not installed)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Interpolation metrics and helpers (METHOD §8): perceptual distances, PPL/PDV, uniform re-timing, baselines,
+"""Interpolation metrics and helpers (docs/method.md §8): perceptual distances, PPL/PDV, uniform re-timing, baselines,
 path times, and the decoding schedule shared with the analysis."""
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def test_uniform_positions_invert_the_cumulative_distance() -> None:
 
 
 def test_uniform_retiming_evens_out_perceptual_steps() -> None:
-    """METHOD §8 on a path whose frames are badly paced: re-timing lowers PDV and keeps the endpoints."""
+    """docs/method.md §8 on a path whose frames are badly paced: re-timing lowers PDV and keeps the endpoints."""
     dist = SSIMDistance()
     xs = np.linspace(0, 1, 9) ** 3  # slow start, fast end
     frames = np.stack([disc_frame(x) for x in xs])

@@ -119,6 +119,40 @@ def test_unreadable_files(tmp_path: Path) -> None:
         load_image(tmp_path / "cut.png")
 
 
+@pytest.mark.parametrize("side,shown", [(12000, "12000×12000 pixels (144 megapixels)"),  # above Pillow's warning
+                                        (14000, "196 megapixels")])  # above Pillow's error (2 × its limit)
+def test_very_large_image_is_refused_in_one_line_without_pillow_warning(tmp_path: Path, side: int,
+                                                                        shown: str) -> None:
+    """A 12000×12000 PNG used to print Pillow's raw DecompressionBombWarning and go on: now one clear line that
+    states the size and the limit, raised before the pixels are decoded (docs/media.md). 1-bit: ~20 KB on disk."""
+    import warnings
+
+    import geovid.media.images as images
+
+    Image.new("1", (side, side)).save(tmp_path / "big.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError) as err:
+            load_image(tmp_path / "big.png")
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"big.png is {shown}, more than geovid reads")
+    assert f"{images.MAX_IMAGE_PIXELS / 1e6:.1f} megapixels" in msg and "shrink it first" in msg
+
+
+def test_image_size_limit_is_geovid_s_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit is ``MAX_IMAGE_PIXELS`` (Pillow's default warning threshold), checked on width × height."""
+    import geovid.media.images as images
+
+    assert images.MAX_IMAGE_PIXELS == Image.MAX_IMAGE_PIXELS == 89_478_485
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 20 * 20)
+    Image.fromarray(_pattern(20, 20)).save(tmp_path / "ok.png")
+    assert load_image(tmp_path / "ok.png").shape == (20, 20, 3)  # exactly at the limit: read
+    Image.fromarray(_pattern(20, 21)).save(tmp_path / "over.png")
+    with pytest.raises(InputError, match=r"^over\.png is 21×20 pixels \(0 megapixels\), more than geovid reads"):
+        load_image(tmp_path / "over.png")
+
+
 # --------------------------------------------------------------------------- resolution
 
 

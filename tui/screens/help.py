@@ -1,4 +1,4 @@
-"""The help screen: every key, grouped by screen."""
+"""The help screen: every key, grouped by screen, and where the numbers are defined (docs/method.md)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     ("Job", [("x", "cancel (the run is marked interrupted)"), ("Enter", "open the finished run"),
              ("Esc", "back; the job keeps running")]),
     ("Everywhere", [("?", "this help"), ("ctrl+c", "quit (running jobs are cancelled)")]),
+    ("The numbers", [("docs/method.md", "defines every number shown: §7 analysis (§7.4 tests, excess), "
+                                        "§8 interpolation (PPL, PDV), §6 extrapolation, §3 ‖r‖ and lengths")]),
 ]
 
 

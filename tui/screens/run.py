@@ -96,7 +96,7 @@ def summary_renderable(record: RunRecord) -> RenderableType:
     elif record.kind == "interpolation" and s:
         parts += _interpolation_parts(s)
     elif record.kind == "extrapolation" and s:
-        t = Table(title="extrapolation (METHOD §6)", title_justify="left", show_header=False, box=None)
+        t = Table(title="extrapolation (docs/method.md §6)", title_justify="left", show_header=False, box=None)
         for key in ("steps", "step_size", "initial_speed", "final_speed", "frames_decoded"):
             t.add_row(key.replace("_", " "), num(s.get(key)))
         parts.append(t)
@@ -117,7 +117,7 @@ def _analysis_parts(s: dict[str, Any]) -> list[RenderableType]:
         parts.append(Text(verdict))
     tests = s.get("tests")
     if isinstance(tests, dict) and tests:
-        t = Table(title="tests (METHOD §7)", title_justify="left", box=None, pad_edge=False)
+        t = Table(title="tests (docs/method.md §7.4)", title_justify="left", box=None, pad_edge=False)
         t.add_column("")
         t.add_column("")
         t.add_column("test")
@@ -149,7 +149,7 @@ def _interpolation_parts(s: dict[str, Any]) -> list[RenderableType]:
     parts: list[RenderableType] = []
     methods = s.get("methods")
     if isinstance(methods, dict):
-        t = Table(title=f"methods (METHOD §8; perceptual distance: {s.get('perceptual_distance', '?')})",
+        t = Table(title=f"methods (docs/method.md §8; perceptual distance: {s.get('perceptual_distance', '?')})",
                   title_justify="left", box=None, pad_edge=False)
         for col in ("method", "PPL", "PDV", "rel. length", "log rel. length"):
             t.add_column(col, justify="left" if col == "method" else "right")
