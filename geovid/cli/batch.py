@@ -88,6 +88,13 @@ def _num(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, int | float) and not isinstance(v, bool) and v == v else ""
 
 
+def _excess(v: Any) -> str:
+    """As the single-clip command prints it: 1.37, or 10^149 when large (analysis.verdict.excess_text)."""
+    from analysis.verdict import excess_text
+
+    return excess_text(v) if isinstance(v, int | float) and not isinstance(v, bool) else ""
+
+
 def _print_rows(kind: str, rows: list[dict[str, Any]], label: Any, items: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -103,7 +110,7 @@ def _print_rows(kind: str, rows: list[dict[str, Any]], label: Any, items: list[d
         head = [label(item), f"[{style}]{status}[/]", str(r.get("name") or "")]
         if kind == "analysis":
             tests = r.get("tests_passed")
-            t.add_row(*head, _num(r.get("geodesic_excess")), f"{tests}/3" if isinstance(tests, int) else "")
+            t.add_row(*head, _excess(r.get("geodesic_excess")), f"{tests}/3" if isinstance(tests, int) else "")
         else:
             t.add_row(*head, _num(r.get("ppl")), _num(r.get("pdv")), _num(r.get("log_relative_length")))
     Console(highlight=False).print(t)
