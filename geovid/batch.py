@@ -636,26 +636,6 @@ def _quiet_ray_data() -> None:
 
 
 @contextlib.contextmanager
-def _stderr_silenced() -> Iterator[None]:
-    """File descriptor 2 points to /dev/null inside the block (C++ code and child processes print there)."""
-    import sys
-
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real stderr (e.g. captured): nothing to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-@contextlib.contextmanager
 def ray_session(address: str | None, num_cpus: int | None) -> Iterator[Any]:
     """Ray, started here (a local cluster with ``num_cpus`` CPUs, or joined at ``address``) and shut down at the
     end; an already initialised Ray (a user's session, the tests) is used as it is and left running."""
@@ -667,7 +647,9 @@ def ray_session(address: str | None, num_cpus: int | None) -> Iterator[Any]:
         # RAY_BACKEND_LOG_LEVEL=info (set by the user) brings it back.
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         try:
-            with _stderr_silenced():  # what Ray's processes print while they start (they also log to files)
+            from geovid.media.decode import quiet_native_stderr
+
+            with quiet_native_stderr():  # what Ray's processes print while they start (they also log to files)
                 if address:
                     ray.init(address=address, **quiet)
                 else:

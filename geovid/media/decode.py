@@ -156,10 +156,10 @@ def _quiet_cv2(cv2: Any) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null while decord opens a file.
+def quiet_native_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null inside the block (C++ code and child processes print there).
 
-    decord logs "[time] …/video_reader.cc:83: ERROR opening: …" from C++ straight to fd 2 before raising; the
+    Used while decord opens a file and while Ray starts (geovid.batch). decord logs "[time] …/video_reader.cc:83: ERROR opening: …" from C++ straight to fd 2 before raising; the
     same failure reaches the user as a one-line InputError instead. Python-level stderr is left alone.
     """
     import os
@@ -306,7 +306,7 @@ def _probe_decord(path: Path, codec: str | None, cv_frame: np.ndarray | None,
     decord = _decord()
     vr = None
     try:
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             vr = decord.VideoReader(str(path))
         n = len(vr)
         first = vr.next().asnumpy()
