@@ -72,11 +72,16 @@ def multimodal() -> list[str]:
                      f"| {e('grid')} | {e('straight')} | {e('straight+4')} | {e('reference-17')} "
                      f"| {r['grid']['calls']} / {r['straight']['calls']} / {r['straight+4']['calls']} / "
                      f"{r['reference-17']['calls']} | {g['nodes']}, {g['evaluations']}, {g['seconds']:.2f} |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "accuracy_multimodal.json").write_text(json.dumps(rows, indent=1, default=float))
-    (RESULTS / "accuracy_multimodal.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    _write_results("accuracy_multimodal", rows, lines)
     return lines
+
+
+def _write_results(name: str, rows: list[dict], lines: list[str]) -> None:
+    """``results/<name>.json`` (the rows) and ``results/<name>.md`` (the table), and print the table."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=1, default=float))
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def main() -> None:
@@ -113,10 +118,7 @@ def main() -> None:
         lines.append(f"| {r['problem']} | {r['grid_length']:.5g} | {r['straight_length']:.5g} | {100 * g65['error']:+.3f} % "
                      f"| {100 * g17['error']:+.3f} % | {100 * rf['error']:+.3f} % "
                      f"| {g65['calls']} / {g17['calls']} / {rf['calls']} |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "accuracy.json").write_text(json.dumps(rows, indent=1, default=float))
-    (RESULTS / "accuracy.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    _write_results("accuracy", rows, lines)
     _ = np  # numpy is used through the grid reference
     multimodal()
 

@@ -32,13 +32,13 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from geovid.backbones.diffusers_sd import DEFAULT_NEGATIVE_PROMPT
 from geovid.world.render import render_float
 from geovid.world.scene import Scene, SceneObject, caption, random_scene
 
-#: The default negative prompt of geovid's own models (docs/method.md §2): exactly the words the artefact
-#: captions use. Kept identical to the text SD2 users pass, so ``contrast`` means the same on both.
-NEGATIVE_PROMPT = ("doubled, duplicate, ghosting, distorted, deformed, distortions, blurry, blur, "
-                   "low detail, low quality")
+#: The default negative prompt (docs/method.md §2), the backbone's own constant: the artefact captions use
+#: exactly its words, so ``contrast`` means the same on the bundled model as on SD2.
+NEGATIVE_PROMPT = DEFAULT_NEGATIVE_PROMPT
 
 #: Artefact kind → caption words (see the module docstring).
 KIND_WORDS: dict[str, tuple[str, ...]] = {

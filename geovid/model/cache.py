@@ -181,9 +181,9 @@ def build_latent_cache(model_dir: str | Path, cache: str | Path, n: int = 300_00
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    tmp.replace(path)
+    from geovid.runs.store import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(obj).encode("utf-8"))
 
 
 def load_latent_cache(cache: str | Path, vae_dir: str | Path | None = None,
