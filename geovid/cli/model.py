@@ -161,6 +161,9 @@ def train(
                       ] = 300_000,
     artefacts: Annotated[float, typer.Option("--artefacts", help="cache: share of degraded scenes with "
                                              "artefact captions (the negative prompt's vocabulary).")] = 0.15,
+    refresh: Annotated[str | None, typer.Option("--refresh", help="cache: re-encode only the finished rows of "
+                                                "these artefact kinds (comma-separated) after a change to "
+                                                "them.")] = None,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
@@ -186,6 +189,14 @@ def train(
 
             if cache is None:
                 raise InputError("give the cache folder: --cache DIR")
+            if refresh:
+                from geovid.model.cache import refresh_latent_cache
+
+                with _train_progress(quiet, 1) as prog:
+                    counts = refresh_latent_cache(out, cache, [k.strip() for k in refresh.split(",") if k.strip()],
+                                                  workers=workers, progress=prog)
+                typer.echo(f"latent cache {cache}: re-encoded {counts}")
+                return
             with _train_progress(quiet, 1) as prog:
                 man = build_latent_cache(out, cache, n=scenes, artefact_fraction=artefacts, seed=seed,
                                          workers=max(1, workers), progress=prog)

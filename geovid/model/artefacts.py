@@ -15,7 +15,9 @@ duplicate     one object rendered a second time elsewhere (world scenes   duplic
               never repeat a colour)
 blur          Gaussian blur, σ 1–2.5 px                                   blurry, blur, low detail
 noise         Gaussian pixel noise, σ 8–25 / 255                          low quality
-colour        hue rotation 40–180° or a strong channel gain               distorted, distortions
+colour        a colour cast over the whole image (one channel ×0.5–0.75   distorted, distortions
+              or ×1.3–1.6, so the grey ground is tinted), after a hue
+              rotation half the time
 seam          left/right or top/bottom halves of two scenes, pasted       deformed, distortions
 warp          smooth random displacement field (2–4 px)                   deformed, distorted
 ============  ==========================================================  =====================================
@@ -95,11 +97,14 @@ def degrade(scene: Scene, kind: str, rng: np.random.Generator, size: int = 64) -
     elif kind == "noise":
         img = render_float(scene, size) + rng.normal(0, rng.uniform(8, 25) / 255.0, (size, size, 3))
     elif kind == "colour":
+        # The cast always reaches the grey ground: a hue rotation alone maps the palette onto itself (its hues
+        # are ~45-80° apart), so it could leave a scene that looks clean under a degraded caption.
         img = render_float(scene, size)
-        if rng.random() < 0.6:
+        if rng.random() < 0.5:
             img = _hue_rotate(img, float(rng.uniform(40, 180)))
-        else:
-            img = img * rng.uniform(0.5, 1.4, size=3).astype(np.float32)
+        gains = np.ones(3, np.float32)
+        gains[int(rng.integers(3))] = rng.uniform(0.5, 0.75) if rng.random() < 0.5 else rng.uniform(1.3, 1.6)
+        img = img * gains
     elif kind == "seam":
         a, b = render_float(scene, size), render_float(random_scene(int(rng.integers(0, 2**31))), size)
         cut = int(rng.integers(size // 4, 3 * size // 4))

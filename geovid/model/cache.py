@@ -180,6 +180,70 @@ def build_latent_cache(model_dir: str | Path, cache: str | Path, n: int = 300_00
     return manifest
 
 
+def refresh_latent_cache(model_dir: str | Path, cache: str | Path, kinds: Sequence[str], workers: int = 2,
+                         chunk: int = 256, progress: ProgressFn = null_progress) -> dict[str, int]:
+    """Re-render and re-encode the finished rows of the artefact ``kinds`` with the current generator.
+
+    For a change to one artefact kind (:mod:`geovid.model.artefacts`) without rebuilding the whole cache: which
+    rows are degraded, and with which kind, depends only on the seed, so the other rows stay valid. Returns
+    ``{kind: rows re-encoded}``.
+    """
+    from geovid.errors import InputError
+    from geovid.model.artefacts import KINDS
+
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise InputError(f"unknown artefact kind(s) {', '.join(unknown)} (known: {', '.join(KINDS)})")
+    model_dir, cache = Path(model_dir), Path(cache)
+    man_path = cache / "manifest.json"
+    if not man_path.is_file():
+        raise InputError(f"{cache} is not a latent cache (no manifest.json)")
+    manifest = json.loads(man_path.read_text())
+    if vae_fingerprint(model_dir / "vae") != manifest["vae"]:
+        raise InputError(f"the latent cache {cache} was made with another VAE")
+    done, complete = int(manifest["done"]), bool(manifest.get("complete"))
+    if complete:
+        rows = [list(r) for r in zip(json.loads((cache / "captions.json").read_text()),
+                                     json.loads((cache / "kinds.json").read_text()))]
+    else:
+        rows = [json.loads(line) for line in (cache / "captions.partial.jsonl").read_text().splitlines()[:done]]
+    todo = [i for i, r in enumerate(rows) if r[1] in set(kinds)]
+    mean = np.load(cache / "mean.npy", mmap_mode="r+")
+    std = np.load(cache / "std.npy", mmap_mode="r+")
+    frac, seed, size = manifest["artefact_fraction"], manifest["seed"], manifest["resolution"]
+    jobs = [(todo[s:s + chunk], frac, seed, size) for s in range(0, len(todo), chunk)]
+    with contextlib.ExitStack() as stack:
+        if workers > 0:
+            pool = stack.enter_context(mp.get_context("spawn").Pool(workers, initializer=_init_worker,
+                                                                    initargs=(str(model_dir / "vae"), 1)))
+            results = pool.imap(_encode_chunk, jobs)
+        else:
+            _init_worker(str(model_dir / "vae"), torch.get_num_threads())
+            results = map(_encode_chunk, jobs)
+        n_done = 0
+        for job, (m, s, caps, new_kinds) in zip(jobs, results):
+            idx = np.asarray(job[0])
+            if [rows[i][1] for i in idx] != list(new_kinds):
+                raise RuntimeError("the artefact kinds of the cache rows changed; rebuild the cache instead")
+            mean[idx], std[idx] = m, s
+            for i, cap in zip(idx, caps):
+                rows[i][0] = cap
+            n_done += len(idx)
+            progress("refresh", n_done, len(todo), {})
+    mean.flush()
+    std.flush()
+    if complete:
+        _write_json(cache / "captions.json", [r[0] for r in rows])
+    else:
+        from geovid.runs.store import atomic_write_bytes
+
+        atomic_write_bytes(cache / "captions.partial.jsonl",
+                           "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8"))
+    counts = {k: sum(1 for i in todo if rows[i][1] == k) for k in kinds}
+    _write_json(man_path, {**manifest, "refreshed": {**manifest.get("refreshed", {}), **counts}})
+    return counts
+
+
 def _write_json(path: Path, obj: Any) -> None:
     from geovid.runs.store import atomic_write_bytes
 

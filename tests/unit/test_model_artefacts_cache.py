@@ -33,6 +33,14 @@ def test_artefact_words_are_single_tokens_of_the_bundled_vocabulary() -> None:
         assert all(w in EXTRA_WORDS for w in phrase.split())
 
 
+def test_colour_artefact_tints_the_grey_ground() -> None:
+    # A hue rotation alone maps the palette onto itself and can look clean; the cast must reach the ground.
+    clean = render_seed(11)[0].astype(float)
+    img = render_degraded(11, kind="colour")[0].astype(float)
+    corner = (slice(0, 6), slice(0, 6))  # ground, far from objects
+    assert np.abs(img[corner].mean((0, 1)) - clean[corner].mean((0, 1))).max() > 10
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from geovid.model.architecture import TINY, build_random_pipeline
@@ -76,6 +84,36 @@ def test_cache_is_built_resumed_loaded_and_tied_to_its_vae(tiny_model: Path, tmp
     build_random_pipeline(str(other), TINY, seed=1)
     with pytest.raises(ModelError, match="another VAE"):
         load_latent_cache(cache, other / "vae")
+
+
+def test_refresh_re_encodes_only_the_rows_of_the_given_kinds(tiny_model: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from geovid.model import artefacts
+    from geovid.model.cache import build_latent_cache, load_latent_cache, refresh_latent_cache
+
+    fresh = tmp_path / "fresh"
+    build_latent_cache(tiny_model, fresh, n=32, artefact_fraction=0.6, workers=0, chunk=8)
+    want = load_latent_cache(fresh)
+    # A cache built by an older generator whose colour artefact was different ...
+    old = tmp_path / "old"
+    real = artefacts.degrade
+    monkeypatch.setattr(artefacts, "degrade", lambda scene, kind, rng, size=64: (
+        real(scene, "blur", rng, size) if kind == "colour" else real(scene, kind, rng, size)))
+    build_latent_cache(tiny_model, old, n=32, artefact_fraction=0.6, workers=0, chunk=8)
+    monkeypatch.setattr(artefacts, "degrade", real)
+    before = load_latent_cache(old)
+    colour = [i for i, k in enumerate(before.kinds) if k == "colour"]
+    assert colour and not torch.equal(before.mean[colour], want.mean[colour])
+    # ... is mended row by row: the colour rows now equal a fresh build, the others are untouched.
+    assert refresh_latent_cache(tiny_model, old, ["colour"], workers=0) == {"colour": len(colour)}
+    after = load_latent_cache(old)
+    others = [i for i in range(32) if i not in colour]
+    assert torch.equal(after.mean[others], before.mean[others])
+    # (encoder batches of another size may differ in the last float16 bit)
+    assert torch.allclose(after.mean.float(), want.mean.float(), atol=2e-3)
+    assert torch.allclose(after.std.float(), want.std.float(), atol=2e-3)
+    assert after.captions == want.captions and after.kinds == want.kinds
+    assert json.loads((old / "manifest.json").read_text())["refreshed"] == {"colour": len(colour)}
 
 
 def test_unet_trains_from_the_cache_and_records_the_negative_prompt(tiny_model: Path, tmp_path: Path) -> None:
