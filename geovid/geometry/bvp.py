@@ -178,8 +178,8 @@ def _geovid_run(x0: torch.Tensor, s_ends: torch.Tensor, metric: Any, sphere: Sph
                 per_point: int, hvp_fn: ScoreFn | None, total_calls: Callable[[], int], mode: str,
                 multilevel: bool, max_calls: int | None, max_iters: int, xtol: float, rtol: float, patience: int,
                 step: float, step_max: float, slack: float, stall: int, theta: float, coarse_factor: float,
-                progress: ProgressFn, monitor: Monitor | None, coarse_only: bool = False
-                ) -> Generator[torch.Tensor, torch.Tensor, None]:
+                progress: ProgressFn, monitor: Monitor | None, coarse_only: bool = False,
+                trust: float | None = None) -> Generator[torch.Tensor, torch.Tensor, None]:
     """The geovid iteration for one start, as a generator: it yields the points whose scores it needs and
     receives them, so that ``_lockstep`` can serve several starts with one batched score call per round.
     ``coarse_only`` stops after the coarse warm-start levels (the finest level is left out)."""
@@ -248,7 +248,11 @@ def _geovid_run(x0: torch.Tensor, s_ends: torch.Tensor, metric: Any, sphere: Sph
                 d = torch.linalg.solve(a, rhs) - x[1:-1]
                 if mode == "normal":
                     d = d - (d * tang).sum(-1, keepdim=True) * tang
-                x_new = torch.cat([x[:1], sphere.project_points(x[1:-1] + d), x[-1:]])
+                pts = x[1:-1] + d
+                if trust is not None and size == n:  # trust region: no point further than `trust` from its start
+                    off = pts - x0[1:-1]
+                    pts = x0[1:-1] + off * (trust / off.norm(dim=-1, keepdim=True).clamp_min(1e-300)).clamp(max=1.0)
+                x_new = torch.cat([x[:1], sphere.project_points(pts), x[-1:]])
                 trial = yield from evaluate(x_new)
                 # Accept a finite step that lowers the objective (log L̃ or log E) or keeps the residual within
                 # `slack` of its best: length descent alone can stall on coarse levels where the line-integral
@@ -404,7 +408,7 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
                  mode: str = "free", multilevel: bool = True, max_calls: int | None = None,
                  max_iters: int = 400, xtol: float = 1e-3, rtol: float = 1e-6, patience: int = 3,
                  step: float = 1.0, step_max: float = 1e4, slack: float = 1.5, stall: int = 12, theta: float = 0.5,
-                 coarse_factor: float = 64.0,
+                 coarse_factor: float = 64.0, trust: float | None = None,
                  progress: ProgressFn = null_progress, monitor: Monitor | None = None, **_: Any) -> BVPResult:
     """geovid's default BVP solver (see the module docstring). x0: initial path (n, D), endpoints fixed.
 
@@ -426,6 +430,10 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
     that is a critical point (its residual passes the convergence test before any step, e.g. the straight path
     between symmetric endpoints) is reported in ``info["critical_start"]``; with ``break_critical`` and no bent
     start it is broken by two opposite bends. ``info["starts"]`` summarises every start.
+
+    ``trust`` (mode ``normal``, the analysis's γ_o, docs/method.md §7.5): a trust region — after every step each
+    interior point is pulled back to at most ``trust`` from its initial position (then onto the sphere), so that
+    the optimised path stays a version of the clip and cannot leave the image manifold for atypical regions.
     """
     _check_inputs(x0)
     if mode not in ("free", "normal"):
@@ -434,6 +442,8 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
         raise InputError(f"starts must be 0 or more, got {starts}")
     if select not in ("final", "coarse"):
         raise InputError(f"select must be 'final' or 'coarse', got {select!r}")
+    if trust is not None and not (math.isfinite(trust) and trust > 0):
+        raise InputError(f"trust must be a positive distance, got {trust}")
     t0 = time.perf_counter()
     counter = CountingScore(score_fn)
     per_point = counter.per_point
@@ -454,7 +464,7 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
     opts = {"per_point": per_point, "total_calls": lambda: counter.calls, "mode": mode, "multilevel": multilevel,
             "max_calls": max_calls, "max_iters": max_iters, "xtol": xtol, "rtol": rtol, "patience": patience,
             "step": step, "step_max": step_max, "slack": slack, "stall": stall, "theta": theta,
-            "coarse_factor": coarse_factor, "monitor": monitor}
+            "coarse_factor": coarse_factor, "monitor": monitor, "trust": trust}
 
     coarse = select == "coarse" and not single and mode == "free" and multilevel
     opts["coarse_only"] = coarse

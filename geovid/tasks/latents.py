@@ -113,15 +113,18 @@ def points_to_images(backbone: Any, points: torch.Tensor, t: int, prompt: str = 
 
 
 def make_score(backbone: Any, estimator: str, t: int, prompt: str = "", seed: int = 0,
-               negative_prompt: str | None = None) -> Any:
-    """The score estimator of docs/method.md §2 for a task (``eps`` or ``contrast``)."""
+               negative_prompt: str | None = None, draws: int = 1, cond: Any = None) -> Any:
+    """The score estimator of docs/method.md §2 for a task (``eps`` or ``contrast`` with ``draws`` per point).
+
+    ``cond`` (an embedding, e.g. from prompt-embedding inversion) replaces ``embed_prompt(prompt)``."""
     from geovid.geometry.estimators import make_estimator
 
-    cond = backbone.embed_prompt(prompt)
+    cond = backbone.embed_prompt(prompt) if cond is None else cond
     kw: dict[str, Any] = {}
     if estimator == "contrast":
         neg = negative_prompt if negative_prompt is not None else getattr(backbone, "default_negative_prompt", "")
         kw["neg_cond"] = backbone.embed_prompt(neg)
+        kw["draws"] = int(draws)
     return make_estimator(estimator, backbone, t, cond, seed=seed, **kw)
 
 
