@@ -25,9 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from geovid.progress import Cancelled
-
-ProgressFn = Callable[[str, int, "int | None", dict[str, Any]], None]
+from geovid.progress import Cancelled, ProgressFn
 
 JOB_KINDS = ("analysis", "interpolation", "extrapolation")
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from geovid.backbones.base import Backbone
 from geovid.model.data import heldout_seeds, psnr, render_scenes, tensor_to_images
 from geovid.progress import ProgressFn, null_progress
 
@@ -53,7 +54,7 @@ LOSS_TIMESTEPS: tuple[int, ...] = (50, 150, 250, 350, 450, 550, 650, 750, 850, 9
 
 
 @torch.no_grad()
-def denoising_loss(backbone: Any, z0: torch.Tensor, cond: torch.Tensor,
+def denoising_loss(backbone: Backbone, z0: torch.Tensor, cond: torch.Tensor,
                    timesteps: tuple[int, ...] = LOSS_TIMESTEPS, seed: int = 0) -> torch.Tensor:
     """Per-image ε-prediction MSE averaged over ``timesteps`` with fixed noises: an ELBO proxy.
 
@@ -73,7 +74,7 @@ def denoising_loss(backbone: Any, z0: torch.Tensor, cond: torch.Tensor,
     return out / len(timesteps)
 
 
-def evaluate(backbone: Any, n: int = 100, guidance: float = 5.0, steps: int = 50, noise_level: float = 0.6,
+def evaluate(backbone: Backbone, n: int = 100, guidance: float = 5.0, steps: int = 50, noise_level: float = 0.6,
              seed: int = 0, n_samples: int | None = None, samples_out: list[tuple[str, np.ndarray]] | None = None,
              artefacts: bool = True, n_artefacts: int = 100, smoothness: bool = True,
              progress: ProgressFn = null_progress) -> dict[str, Any]:
@@ -180,7 +181,7 @@ def evaluate(backbone: Any, n: int = 100, guidance: float = 5.0, steps: int = 50
     return res
 
 
-def artefact_awareness(backbone: Any, n: int = 100, seed: int = 0,
+def artefact_awareness(backbone: Backbone, n: int = 100, seed: int = 0,
                        progress: ProgressFn = null_progress) -> dict[str, Any]:
     """Does the model know what its negative prompt describes? (item 4 of the module docstring).
 
@@ -229,7 +230,7 @@ def _step_cosines(path: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cosine_similarity(d[1:], d[:-1], dim=1)
 
 
-def path_smoothness(backbone: Any, clips: int = 6, frames: int = 12, noise_level: float = 0.6, steps: int = 50,
+def path_smoothness(backbone: Backbone, clips: int = 6, frames: int = 12, noise_level: float = 0.6, steps: int = 50,
                     progress: ProgressFn = null_progress) -> dict[str, Any]:
     """Median cosine between consecutive steps of world clips (item 5 of the module docstring).
 
