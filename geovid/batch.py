@@ -29,7 +29,6 @@ import csv
 import dataclasses
 import datetime as _dt
 import io
-import json
 import logging
 import os
 import queue
@@ -45,7 +44,9 @@ from typing import Any
 
 from geovid.errors import GeovidError, InputError
 from geovid.progress import ProgressFn
-from geovid.runs.store import MANIFEST, Run, atomic_write_bytes, one_line, to_jsonable
+from geovid.runs.catalog import read_manifest, read_summary
+from geovid.runs.files import atomic_write_bytes, to_jsonable
+from geovid.runs.store import Run, one_line
 
 ENGINES = ("local", "ray")
 #: The batch kinds: run kinds that take a list of items.
@@ -169,14 +170,6 @@ def read_pairs(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- rows
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def pair_row(run_path: Path | None, a: str | os.PathLike[str], b: str | os.PathLike[str], prompt: str | None,
              error: str | None = None) -> dict[str, Any]:
     """One row of an interpolation batch's summary (:data:`PAIR_COLUMNS`) from the run folder."""
@@ -186,9 +179,9 @@ def pair_row(run_path: Path | None, a: str | os.PathLike[str], b: str | os.PathL
         row["status"] = "failed"
         return row
     row["run"], row["name"] = str(run_path), run_path.name
-    manifest = _read_json(run_path / MANIFEST)
+    manifest = read_manifest(run_path)
     row["status"] = manifest.get("status") if manifest is not None else "damaged"
-    s = _read_json(run_path / "summary.json")
+    s = read_summary(run_path)
     if s is None:
         return row
     methods = s.get("methods") if isinstance(s.get("methods"), dict) else {}
@@ -204,7 +197,7 @@ def pair_row(run_path: Path | None, a: str | os.PathLike[str], b: str | os.PathL
 
 def network_calls(run_path: Path | None) -> int | None:
     """The run's ``network_calls`` from its manifest (``None`` without a readable one)."""
-    m = _read_json(run_path / MANIFEST) if run_path is not None else None
+    m = read_manifest(run_path) if run_path is not None else None
     value = m.get("network_calls") if m is not None else None
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -545,7 +538,7 @@ class _Tracker:
             for entry in os.scandir(out):
                 if entry.name.startswith(".") or not entry.is_dir():
                     continue
-                m = _read_json(Path(entry.path) / MANIFEST)
+                m = read_manifest(entry.path)
                 if m is None or str(m.get("updated", "")) < since:
                     continue
                 k = want.get(tuple(str(p) for p in (m.get("inputs") or [])))
@@ -584,7 +577,7 @@ def _plan_resume(spec: KindSpec, template: Any, items: list[dict[str, Any]], out
         for entry in os.scandir(out):
             if entry.name.startswith("."):
                 continue
-            m = _read_json(Path(entry.path) / MANIFEST)
+            m = read_manifest(entry.path)
             if m is None or m.get("kind") != spec.kind:
                 continue
             key = tuple(str(p) for p in (m.get("inputs") or []))
@@ -598,7 +591,7 @@ def _plan_resume(spec: KindSpec, template: Any, items: list[dict[str, Any]], out
             continue
         name = _text(item.get("name"))
         if name is not None:
-            m = _read_json(out / name / MANIFEST)
+            m = read_manifest(out / name)
             prev = (out / name, m) if m is not None else None
         else:
             same = [c for c in index.get(tuple(spec.inputs(item)), []) if to_jsonable(c[2].get("config") or {}) == cfg]

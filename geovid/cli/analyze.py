@@ -107,6 +107,7 @@ def analyze(
         if engine == "local":
             set_threads(threads)
         from analysis.run import AnalysisConfig, run_batch
+        from geovid.runs.catalog import read_summary
 
         cfg = AnalysisConfig(
             clips=clip_list, frames=frames if frames is not None else (None if stride is not None else 16),
@@ -125,20 +126,13 @@ def analyze(
         with RichProgress(quiet) as prog:
             runs = run_batch(cfg, progress=prog)
         for run in runs:
-            summary = _read_summary(run)
+            summary = read_summary(run) or {}
             if as_json:
                 typer.echo(json.dumps(summary, indent=2))
             elif not quiet and summary:
                 _print_summary(run, summary)
         for run in runs:
             typer.echo(str(run))
-
-
-def _read_summary(run: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def _num(v: Any) -> str:

@@ -57,6 +57,7 @@ def run_cli_batch(kind: str, items: list[dict[str, Any]], options: dict[str, Any
     """Run the batch with a progress bar, print a table (or each run's summary.json), the batch summary and the
     run folders (last); exit 2 naming the failed items, 130 after Ctrl-C."""
     from geovid.batch import BatchJob, kind_spec, require_ray, run_batch_job
+    from geovid.runs.catalog import read_summary
 
     if engine == "ray":
         require_ray()  # before the progress display: the one-line error alone
@@ -67,10 +68,9 @@ def run_cli_batch(kind: str, items: list[dict[str, Any]], options: dict[str, Any
                                gpus_per_worker=gpus_per_worker, threads=threads, progress=prog)
     if as_json:
         for run in result.runs:
-            try:
-                typer.echo(json.dumps(json.loads((run / "summary.json").read_text(encoding="utf-8")), indent=2))
-            except (OSError, ValueError):
-                continue
+            summary = read_summary(run)
+            if summary is not None:
+                typer.echo(json.dumps(summary, indent=2))
     elif not quiet:
         _print_rows(kind, result.rows, kind_spec(kind).label, items)
         typer.echo(f"batch summary: {result.summary}" + (f" ({result.skipped} complete runs skipped)"

@@ -35,6 +35,7 @@ from geovid.cli.common import (
     set_threads,
     user_errors,
 )
+from geovid.runs.catalog import read_summary
 
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda or mps (default: cuda if present).",
                                                show_default=False)]
@@ -55,11 +56,6 @@ def _num(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, int | float) and not isinstance(v, bool) else "n/a"
 
 
-def _summary(run: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 @app.command()
@@ -156,7 +152,7 @@ def interpolate(
         set_threads(threads)
         with RichProgress(quiet) as prog:
             run = run_interpolation(cfg, progress=prog)
-        s = _summary(run)
+        s = read_summary(run) or {}
         if as_json:
             typer.echo(json.dumps(s, indent=2))
         elif not quiet and s:
@@ -246,7 +242,7 @@ def extrapolate(
         set_threads(threads)
         with RichProgress(quiet) as prog:
             run = run_extrapolation(cfg, progress=prog)
-        s = _summary(run)
+        s = read_summary(run) or {}
         if as_json:
             typer.echo(json.dumps(s, indent=2))
         elif not quiet and s:

@@ -20,7 +20,6 @@ app.add_typer(world_app, name="world")
 
 _MOTIONS = ("linear", "accelerate", "orbit", "appear", "colour", "jitter")  # mirrors geovid.world.clips.MOTIONS
 _IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-_VIDEO_EXT = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".gif")
 
 SceneSeedOpt = Annotated[int, typer.Option("--seed", help="Scene seed; the same seed gives identical pixels.")]
 SizeOpt = Annotated[int, typer.Option("--size", help="Image width and height in pixels (8-1024).")]
@@ -80,8 +79,11 @@ def clip_cmd(
             raise InputError(f"--frames must be between 2 and 1000, got {frames}")
         if not 0 < fps <= 240:
             raise InputError(f"--fps must be in (0, 240], got {fps}")
-        if out.suffix.lower() not in _VIDEO_EXT:
-            raise InputError(f"unsupported video extension {out.suffix!r} (use {', '.join(_VIDEO_EXT)})")
+        from geovid.media.formats import WRITABLE_VIDEO_EXTENSIONS
+
+        if out.suffix.lower() not in WRITABLE_VIDEO_EXTENSIONS:
+            raise InputError(f"unsupported video extension {out.suffix!r} "
+                             f"(use {', '.join(WRITABLE_VIDEO_EXTENSIONS)})")
         from geovid.world.clips import make_clip
 
         imgs, _, cap = make_clip(motion, frames, seed, size)

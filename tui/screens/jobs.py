@@ -18,13 +18,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DirectoryTree, Footer, Input, Label, Select, Static
 
+from geovid.media.formats import VIDEO_EXTENSIONS
 from tui.engine import JOB_KINDS
 from tui.jobs import Job
 
 if TYPE_CHECKING:
     from tui.app import GeovidApp
 
-VIDEO_EXT = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif", ".m4v"}
+VIDEO_EXT = set(VIDEO_EXTENSIONS)
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 #: Form defaults per kind (strings, as typed). Empty values and "default" leave the choice to the library
