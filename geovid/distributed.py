@@ -34,7 +34,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from geovid.batch import CANCELLED, MAX_ATTEMPTS, BatchControl, CancelFlag, _text, kind_spec, network_calls
+from geovid.batch.control import BatchControl, CancelFlag
+from geovid.batch.kinds import CANCELLED, MAX_ATTEMPTS, _text, kind_spec, network_calls
 from geovid.progress import Cancelled
 from geovid.runs.contract import MANIFEST
 from geovid.runs.store import one_line
