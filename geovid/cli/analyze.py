@@ -12,31 +12,27 @@ from typing import Annotated, Any
 
 import typer
 
-from geovid.cli import app
-from geovid.cli.batch import (
+from geovid.cli.batch import check_engine_options, config_options, run_cli_batch
+from geovid.cli.common import (
+    DtypeOpt,
     EngineOpt,
     GpusOpt,
     ListOpt,
-    RayAddressOpt,
-    WorkersOpt,
-    check_engine_options,
-    config_options,
-    run_cli_batch,
-)
-from geovid.cli.common import (
-    DtypeOpt,
     ModelOpt,
     NameOpt,
+    OptionalDeviceOpt,
+    OutOpt,
     QuietOpt,
+    RayAddressOpt,
     RichProgress,
     SeedOpt,
     ThreadsOpt,
+    WorkersOpt,
     set_threads,
     user_errors,
 )
 
 
-@app.command()
 def analyze(
     clips: Annotated[list[Path] | None, typer.Argument(help="Video files (mp4, avi, webm, mkv, mov, ...) or quoted "
                                                        "globs ('clips/**/*.mp4'); one run each.",
@@ -56,12 +52,10 @@ def analyze(
                                            "(docs/method.md §2).")] = "eps",
     prompt: Annotated[str, typer.Option("--prompt", help="Text condition (default: unconditional).")] = "",
     model: ModelOpt = None,
-    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda or mps (default: cuda if present).",
-                                               show_default=False)] = None,
+    device: OptionalDeviceOpt = None,
     dtype: DtypeOpt = "fp32",
     seed: SeedOpt = 0,
-    out: Annotated[Path, typer.Option("--out", help="Runs directory; each run gets its own sub-folder.")]
-    = Path("runs"),
+    out: OutOpt = Path("runs"),
     name: NameOpt = None,
     decode_optimised: Annotated[bool, typer.Option("--decode-optimised/--no-decode-optimised",
                                                    help="Decode the optimised path to images (optimised/, "

@@ -1,5 +1,5 @@
-"""Batch options shared by ``geovid analyze`` and ``geovid interpolate --pairs`` (docs/batch.md), and the code that
-runs a batch through :func:`geovid.batch.run_batch_job` with one Rich progress bar over the items."""
+"""Batches from the command line (``geovid analyze``, ``geovid interpolate --pairs``, docs/batch.md): the engine
+option checks, and the code that runs a batch through :func:`geovid.batch.run_batch_job` with one Rich progress bar over the items."""
 
 from __future__ import annotations
 
@@ -7,29 +7,11 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from geovid.cli.common import RichProgress, fail
-
-EngineOpt = Annotated[str, typer.Option(
-    "--engine", help="local: one process, the items one after another; ray: a Ray cluster, one model load per "
-    "worker (pip install 'geovid[ray]'; docs/batch.md).")]
-WorkersOpt = Annotated[int | None, typer.Option(
-    "--workers", help="Ray engine: workers (actors), each loading the model once; sizes the local Ray cluster "
-    "(default: one per CPU core, or per --gpus-per-worker GPUs).", show_default=False)]
-RayAddressOpt = Annotated[str | None, typer.Option(
-    "--ray-address", help="Ray engine: join this running cluster (auto, HOST:PORT or ray://HOST:10001) instead of "
-    "starting a local one; --out must then be on a filesystem every node shares.", show_default=False)]
-GpusOpt = Annotated[float, typer.Option(
-    "--gpus-per-worker", help="Ray engine: GPUs per worker (fractions share a GPU).")]
-ListOpt = Annotated[Path | None, typer.Option(
-    "--list", help="A text file with one clip path per line (relative to the file's folder; # comments).",
-    show_default=False)]
-PairsOpt = Annotated[Path | None, typer.Option(
-    "--pairs", help="A CSV with columns a,b[,prompt] (header optional; paths relative to the CSV's folder): one "
-    "interpolation run per pair, and OUT/batch-<time>/batch_summary.csv.", show_default=False)]
 
 
 def check_engine_options(engine: str, workers: int | None, ray_address: str | None, gpus_per_worker: float) -> None:

@@ -13,52 +13,42 @@ from typing import Annotated, Any
 
 import typer
 
-from geovid.cli import app
-from geovid.cli.batch import (
-    EngineOpt,
-    GpusOpt,
-    PairsOpt,
-    RayAddressOpt,
-    WorkersOpt,
-    check_engine_options,
-    config_options,
-    run_cli_batch,
-)
+from geovid.cli.batch import check_engine_options, config_options, run_cli_batch
 from geovid.cli.common import (
+    AlphaOpt,
+    DecodeStepsOpt,
     DtypeOpt,
+    EngineOpt,
+    FpsOpt,
+    GpusOpt,
+    JsonOpt,
+    LambdaOpt,
+    MetricOpt,
     ModelOpt,
     NameOpt,
+    OptionalDeviceOpt,
+    OutOpt,
+    PairsOpt,
     QuietOpt,
+    RayAddressOpt,
+    ResizeOpt,
+    ResumeOpt,
     RichProgress,
     SeedOpt,
     ThreadsOpt,
+    WorkersOpt,
     set_threads,
     user_errors,
 )
 from geovid.runs.catalog import read_summary
 
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda or mps (default: cuda if present).",
-                                               show_default=False)]
-OutOpt = Annotated[Path, typer.Option("--out", help="Runs directory; each run gets its own sub-folder.")]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted run with the same inputs and "
-                                         "options (the one named by --name, else the newest).")]
-AlphaOpt = Annotated[float | None, typer.Option("--alpha", help="α of the density metric p^-α (default 0.002; "
-                                                "docs/interpolation.md explains why not 1).", show_default=False)]
-MetricOpt = Annotated[str, typer.Option("--metric", help="density (p^-α, docs/method.md §3) or score (I + λssᵀ, §4).")]
-LambdaOpt = Annotated[float, typer.Option("--lambda", help="λ of the score metric.")]
-DecodeStepsOpt = Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps per decoded frame (default "
-                                                    "10; 30 = the full 50-step grid below t at ν = 0.6).",
-                                                    show_default=False)]
-ResizeOpt = Annotated[str, typer.Option("--resize", help="Inputs of another size: center-crop, pad or stretch.")]
-FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of anim.gif and video.mp4.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print summary.json instead of the table.")]
+
 def _num(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, int | float) and not isinstance(v, bool) else "n/a"
 
 
 
 
-@app.command()
 def interpolate(
     image_a: Annotated[Path | None, typer.Argument(help="First image (PNG, JPEG, WebP, ...).",
                                                    show_default=False)] = None,
@@ -93,7 +83,7 @@ def interpolate(
     resize: ResizeOpt = "center-crop",
     fps: FpsOpt = 8.0,
     model: ModelOpt = None,
-    device: DeviceOpt = None,
+    device: OptionalDeviceOpt = None,
     dtype: DtypeOpt = "fp32",
     seed: SeedOpt = 0,
     out: OutOpt = Path("runs"),
@@ -181,7 +171,6 @@ def _print_interpolation(run: Path, s: dict[str, Any]) -> None:
                   "network calls")
 
 
-@app.command()
 def extrapolate(
     inputs: Annotated[list[Path] | None, typer.Argument(help="Two images A B (continue A→B beyond B) or one clip "
                                                         "(continue from its last frames).",
@@ -212,7 +201,7 @@ def extrapolate(
     resize: ResizeOpt = "center-crop",
     fps: FpsOpt = 8.0,
     model: ModelOpt = None,
-    device: DeviceOpt = None,
+    device: OptionalDeviceOpt = None,
     dtype: DtypeOpt = "fp32",
     seed: SeedOpt = 0,
     out: OutOpt = Path("runs"),

@@ -10,15 +10,12 @@ from typing import Annotated, Any
 
 import typer
 
-from geovid.cli import app
 from geovid.cli.common import DeviceOpt, DtypeOpt, ModelOpt, QuietOpt, RichProgress, SeedOpt, user_errors
 
 model_app = typer.Typer(help="Inspect and evaluate diffusion models (the bundled tiny SD, SD2, any SD folder).",
                         no_args_is_help=True)
-app.add_typer(model_app, name="model")
 
 
-@app.command()
 def sample(
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text prompt, e.g. \"a red sphere left of a "
                                         "blue cube\" (the bundled model knows the world's caption words).")],
@@ -125,7 +122,6 @@ def model_evaluate(
         typer.echo(str(out))
 
 
-@app.command()
 def train(
     stage: Annotated[str, typer.Argument(help="vae, cache (render + encode the UNet's latent training set "
                                          "once), unet, or all (vae then unet).")],

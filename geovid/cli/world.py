@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from geovid.cli import app
 from geovid.cli.common import QuietOpt, RichProgress, user_errors
 
 world_app = typer.Typer(
@@ -16,7 +15,6 @@ world_app = typer.Typer(
          "and a plausibility checker.",
     no_args_is_help=True,
 )
-app.add_typer(world_app, name="world")
 
 _MOTIONS = ("linear", "accelerate", "orbit", "appear", "colour", "jitter")  # mirrors geovid.world.clips.MOTIONS
 _IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
