@@ -32,14 +32,28 @@ from geovid.cli.common import (
     user_errors,
 )
 
+AnalyzeFramesOpt = Annotated[int | None, typer.Option("--frames", "-n", help="Frames spread uniformly over the clip "
+    "(at least 3; default 16, or every frame at --stride).",
+    show_default=False)]
+AnalyzeDecodeOptimisedOpt = Annotated[bool, typer.Option("--decode-optimised/--no-decode-optimised",
+    help="Decode the optimised path to images (optimised/, "
+    "strip.png).")]
+AnalyzeMaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", help="Network-call budget of the solver "
+    "(default 40 × frames).", show_default=False)]
+AnalyzeDecodeStepsOpt = Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps when decoding the "
+    "optimised path (default: the inversion's).",
+    show_default=False)]
+AnalyzeResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish the interrupted run of the same clip and "
+    "options (the one given by --name, else the newest).")]
+AnalyzeAsJsonOpt = Annotated[bool, typer.Option("--json", help="Print each run's summary.json instead of the "
+    "table.")]
+
 
 def analyze(
     clips: Annotated[list[Path] | None, typer.Argument(help="Video files (mp4, avi, webm, mkv, mov, ...) or quoted "
                                                        "globs ('clips/**/*.mp4'); one run each.",
                                                        show_default=False)] = None,
-    frames: Annotated[int | None, typer.Option("--frames", "-n", help="Frames spread uniformly over the clip "
-                                               "(at least 3; default 16, or every frame at --stride).",
-                                               show_default=False)] = None,
+    frames: AnalyzeFramesOpt = None,
     stride: Annotated[int | None, typer.Option("--stride", help="Take every K-th frame.")] = None,
     start: Annotated[float | None, typer.Option("--start", help="Start of the time range, seconds.")] = None,
     end: Annotated[float | None, typer.Option("--end", help="End of the time range, seconds.")] = None,
@@ -57,23 +71,16 @@ def analyze(
     seed: SeedOpt = 0,
     out: OutOpt = Path("runs"),
     name: NameOpt = None,
-    decode_optimised: Annotated[bool, typer.Option("--decode-optimised/--no-decode-optimised",
-                                                   help="Decode the optimised path to images (optimised/, "
-                                                   "strip.png).")] = True,
-    max_calls: Annotated[int | None, typer.Option("--max-calls", help="Network-call budget of the solver "
-                                                  "(default 40 × frames).", show_default=False)] = None,
+    decode_optimised: AnalyzeDecodeOptimisedOpt = True,
+    max_calls: AnalyzeMaxCallsOpt = None,
     delta: Annotated[float, typer.Option("--delta", help="Perturbation size δ as a fraction of the median "
                                          "step.")] = 0.5,
     smooth_sigma: Annotated[float, typer.Option("--smooth-sigma", help="Smoothing width σ in frames.")] = 1.0,
     steps: Annotated[int, typer.Option("--steps", help="DDIM steps of the inversion schedule (t_ν lies on its "
                                        "grid).")] = 50,
-    decode_steps: Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps when decoding the "
-                                                     "optimised path (default: the inversion's).",
-                                                     show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Finish the interrupted run of the same clip and "
-                                         "options (the one given by --name, else the newest).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print each run's summary.json instead of the "
-                                          "table.")] = False,
+    decode_steps: AnalyzeDecodeStepsOpt = None,
+    resume: AnalyzeResumeOpt = False,
+    as_json: AnalyzeAsJsonOpt = False,
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
     list_file: ListOpt = None,
@@ -101,7 +108,6 @@ def analyze(
         if engine == "local":
             set_threads(threads)
         from analysis.run import AnalysisConfig, run_batch
-        from geovid.runs.catalog import read_summary
 
         cfg = AnalysisConfig(
             clips=clip_list, frames=frames if frames is not None else (None if stride is not None else 16),
@@ -119,14 +125,21 @@ def analyze(
             return
         with RichProgress(quiet) as prog:
             runs = run_batch(cfg, progress=prog)
-        for run in runs:
-            summary = read_summary(run) or {}
-            if as_json:
-                typer.echo(json.dumps(summary, indent=2))
-            elif not quiet and summary:
-                _print_summary(run, summary)
-        for run in runs:
-            typer.echo(str(run))
+        _show_runs(runs, quiet, as_json)
+
+
+def _show_runs(runs: list[Path], quiet: bool, as_json: bool) -> None:
+    """Each run's summary.json (``--json``) or its table, then the run folders."""
+    from geovid.runs.catalog import read_summary
+
+    for run in runs:
+        summary = read_summary(run) or {}
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2))
+        elif not quiet and summary:
+            _print_summary(run, summary)
+    for run in runs:
+        typer.echo(str(run))
 
 
 def _num(v: Any) -> str:

@@ -107,6 +107,29 @@ def set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
+def run_job(job: Any, config: Any, threads: int | None, quiet: bool, as_json: bool,
+            show: Any) -> None:
+    """Run one job (``job(config, progress=...)`` returns its run folder) with a progress display, then print its
+    summary.json (``--json``) or ``show(run, summary)``, and last the run folder.
+
+    The config is validated first, so that option errors come before the progress display starts.
+    """
+    import json
+
+    from geovid.runs.catalog import read_summary
+
+    config.validate()
+    set_threads(threads)
+    with RichProgress(quiet) as prog:
+        run = job(config, progress=prog)
+    summary = read_summary(run) or {}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    elif not quiet and summary:
+        show(run, summary)
+    typer.echo(str(run))
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print a one-line error to stderr and return an Exit to raise."""
     message = " ".join(str(message).split())
