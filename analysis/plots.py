@@ -27,6 +27,10 @@ STYLES: dict[str, dict[str, Any]] = {
     "perturbed": {"color": "#D55E00", "marker": "^", "lw": 1.4, "label": "perturbed γ_δ", "zorder": 3},
     "smoothed": {"color": "#009E73", "marker": "D", "lw": 1.4, "label": "smoothed γ_s", "zorder": 3},
     "line": {"color": "#CC79A7", "marker": "v", "lw": 1.4, "label": "line γ_l (slerp)", "zorder": 2, "ls": "--"},
+    "shuffled": {"color": "#E69F00", "marker": "x", "lw": 1.2, "label": "control: shuffled frames", "zorder": 2,
+                 "ls": ":"},
+    "reversed": {"color": "#56B4E9", "marker": "+", "lw": 1.2, "label": "control: reversed (by position)",
+                 "zorder": 2, "ls": ":"},
 }
 
 

@@ -43,8 +43,9 @@ from geovid.runs.store import MANIFEST, Run, to_jsonable
 
 METRICS = ("density", "score")
 ESTIMATORS = ("eps", "contrast")
-#: Default solver budget: network calls per frame (``max_calls = CALLS_PER_FRAME × frames``).
-CALLS_PER_FRAME = 40
+#: Default solver budget: network calls per frame (``max_calls = CALLS_PER_FRAME × frames``); the solver takes
+#: single-draw contrast steps (2 calls per interior point), so 100 per frame is ~55 iterations (docs/analysis.md).
+CALLS_PER_FRAME = 100
 PHASES = ("decode", "encode", "paths", "solve", "measure", "decode_optimised", "report")
 PLOTS = ("plots/residual.png", "plots/log_density.png", "plots/projection.png")
 
@@ -70,15 +71,33 @@ class AnalysisConfig(RunOptions):
     noise_level: float = 0.6
     """Noise level ν ∈ (0, 1] of the geodesic space (docs/method.md §1); 0.6 gives t = 581 with 50 DDIM steps."""
     alpha: float | None = None
-    """α of the density metric p^(−α) (docs/method.md §3); ``None``: ``default_alpha(estimator)`` (1 for eps)."""
+    """α of the density metric p^(−α) (docs/method.md §3); ``None``: the rule of docs/method.md §3.7
+    (α = 2/(chord × median ‖N P s‖ on the straight line), computed for each clip from its endpoints)."""
     metric: str = "density"
     """``density`` (docs/method.md §3) or ``score`` (docs/method.md §4)."""
     lam: float = 1000.0
     """λ of the score metric I + λ s sᵀ (used with ``metric="score"`` only)."""
-    estimator: str = "eps"
-    """Score estimator (docs/method.md §2): ``eps`` (deterministic, 1 call per point) or ``contrast``."""
+    estimator: str = "contrast"
+    """Score estimator (docs/method.md §2): ``contrast`` (default, the reference's, with the model's negative
+    prompt) or ``eps`` (the model's own score, deterministic)."""
+    draws: int = 4
+    """``contrast``: score draws averaged per point in the measures (common random numbers across paths); the
+    solver's steps use one draw each."""
     prompt: str = ""
-    """Text condition for inversion, scores and decoding (empty: unconditional, as in the reference)."""
+    """Text condition for inversion, scores and decoding (empty: unconditional); the starting point of the
+    prompt-embedding inversion when that is on."""
+    prompt_inversion: bool = True
+    """Optimise one prompt embedding shared by all frames (docs/method.md §1.4, as the reference does) and use it
+    for the scores and the decoding."""
+    inversion_steps: int = 100
+    """Steps of the prompt-embedding inversion (the reference: 500)."""
+    trust: float | None = 0.25
+    """Trust region of γ_o: no point moves further than ``trust`` × the median step of the path being optimised
+    (half-way to a typical neighbour: it stays the counterpart of its frame; docs/method.md §7.5); ``None`` or
+    0: unbounded."""
+    controls: bool = True
+    """Also analyse the clip with its interior frames shuffled (negative control) and reversed (invariance
+    check), docs/method.md §7.7."""
     decode_optimised: bool = True
     """Decode γ_o back to images (``optimised/`` and ``strip.png``); costs one DDIM denoising per frame."""
     max_calls: int | None = None
@@ -111,21 +130,16 @@ class AnalysisConfig(RunOptions):
         self.clips = [Path(c).expanduser() for c in self.clips]
         self.out = Path(self.out).expanduser()
 
-    def resolved_alpha(self) -> float:
-        """α in force: the given one, or the estimator's default (docs/method.md §3)."""
-        from geovid.tasks.latents import default_alpha
-
-        return float(self.alpha) if self.alpha is not None else float(default_alpha(self.estimator))
-
     def run_config(self) -> dict[str, Any]:
         """The resolved options stored in a run's manifest (and compared on resume)."""
         from geovid.backbones.loader import model_name
 
         keep = ("frames", "stride", "start", "end", "noise_level", "metric", "lam", "estimator", "prompt", "dtype",
                 "seed", "decode_optimised", "max_calls", "calls_per_frame", "max_iters", "delta", "smooth_sigma",
-                "steps", "decode_steps", "guidance", "fit", "sphere")
+                "steps", "decode_steps", "guidance", "fit", "sphere", "draws", "prompt_inversion", "inversion_steps",
+                "trust", "controls")
         cfg: dict[str, Any] = {k: getattr(self, k) for k in keep}
-        cfg["alpha"] = self.resolved_alpha()
+        cfg["alpha"] = "rule" if self.alpha is None else float(self.alpha)
         cfg["model"] = model_name(self.model)
         cfg["device"] = self.device or "auto"
         cfg["solver"] = "geovid"
@@ -155,6 +169,12 @@ class AnalysisConfig(RunOptions):
             raise InputError(f"--delta must be a positive number, got {self.delta}")
         if not (math.isfinite(float(self.smooth_sigma)) and float(self.smooth_sigma) > 0):
             raise InputError(f"--smooth-sigma must be a positive number of frames, got {self.smooth_sigma}")
+        if isinstance(self.draws, bool) or int(self.draws) < 1:
+            raise InputError(f"--draws must be at least 1, got {self.draws}")
+        if isinstance(self.inversion_steps, bool) or int(self.inversion_steps) < 1:
+            raise InputError(f"--inversion-steps must be at least 1, got {self.inversion_steps}")
+        if self.trust is not None and not (math.isfinite(float(self.trust)) and float(self.trust) >= 0):
+            raise InputError(f"--trust must be a fraction of the frame step >= 0 (0: off), got {self.trust}")
         if self.max_calls is not None and int(self.max_calls) < 1:
             raise InputError(f"--max-calls must be at least 1, got {self.max_calls}")
         if int(self.calls_per_frame) < 1:
@@ -172,40 +192,6 @@ class AnalysisConfig(RunOptions):
 # --------------------------------------------------------------------------- small helpers
 
 
-def _progress_fn(progress: ProgressFn | None, cancel: threading.Event | None) -> ProgressFn:
-    """The callback every phase reports to; raises Cancelled once ``cancel`` is set (cooperative stop)."""
-
-    def prog(phase: str, done: int, total: int | None, info: dict[str, Any]) -> None:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("analysis cancelled")
-        if progress is not None:
-            progress(phase, done, total, info)
-
-    return prog
-
-
-def _save_tensors(run: Run, relpath: str, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> Path:
-    """safetensors file inside the run, written atomically."""
-    from safetensors.torch import save_file
-
-    target = run.path / relpath
-    tmp = target.with_name(target.name + ".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, target)
-    return target
-
-
-def _load_tensors(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    from safetensors import safe_open
-
-    out = {}
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
-        for k in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
-            out[k] = fh.get_tensor(k)
-    return out, meta
-
-
 def _done(run: Run, phase: str, *files: str) -> bool:
     """A phase counts as done on resume only if it was recorded and its outputs are still there."""
     return run.is_done(phase) and all((run.path / f).exists() for f in files)
@@ -216,11 +202,6 @@ def _read_png_frames(folder: Path) -> np.ndarray:
 
     files = sorted(folder.glob("[0-9][0-9][0-9][0-9].png"))
     return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def _open_run(config: AnalysisConfig, clip: Path, name: str | None, cfg: dict[str, Any]) -> tuple[Run, bool]:
@@ -266,7 +247,9 @@ def run_analysis(config: AnalysisConfig, progress: ProgressFn | None = None,
 
 def _analyse_clip(config: AnalysisConfig, clip: Path, name: str | None, progress: ProgressFn | None,
                   cancel: threading.Event | None, created: list[Path] | None = None) -> Path:
-    prog = _progress_fn(progress, cancel)
+    from geovid.tasks.common import with_cancel
+
+    prog = with_cancel(progress, cancel)
     cfg = config.run_config()
     run, complete = _open_run(config, clip, name, cfg)
     if created is not None:
@@ -283,13 +266,11 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
     """The phases of docs/method.md §7 on one clip, each skipped when its outputs are on disk (resume)."""
     import torch
 
-    from analysis import compare, paths, plots, verdict
+    from analysis import paths, phases, plots, verdict
     from geovid.backbones.loader import load_backbone
     from geovid.geometry.metrics import make_metric
-    from geovid.geometry.paths import Sphere
-    from geovid.tasks.latents import images_to_points, make_score, points_to_images
+    from geovid.tasks.latents import make_score
 
-    config.validate()
     prog("setup", 1, 1, {"run": run.name})
 
     # ---- decode: exactly the chosen frames, fitted to the model's resolution (docs/media.md policy)
@@ -328,108 +309,42 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
         finally:
             run.add_network_calls(int(bb.network_calls) - c0)
 
-    # ---- encode: z₀ = E(I), DDIM inversion to t_ν (docs/method.md §1); cached by content hash as well
-    if _done(run, "encode", "points.safetensors"):
-        data, m = _load_tensors(run.path / "points.safetensors")
-        points, t = data["points"], int(m["t"])
-    else:
-        with run.phase("encode"):
-            enc = counted(lambda: images_to_points(
-                bb, frames, config.noise_level, prompt=config.prompt, guidance=config.guidance, steps=config.steps,
-                policy=config.fit, progress=lambda i, k: prog("encode", i, k, {"frames": n})))
-            points, t = enc.points, int(enc.t)
-            _save_tensors(run, "points.safetensors", {"points": points, "z0": enc.z0}, {"t": str(t)})
+    ctx = phases.Context(run=run, config=config, bb=bb, prog=prog, counted=counted)
+    points, cond, t, cond_info = phases.encode(ctx, frames)
+    x, sphere, comp, ctrl = phases.build_paths(ctx, points, times_t)
 
-    # ---- paths: γ_v on the sphere and the comparison paths (docs/method.md §7.2)
-    if _done(run, "paths", "paths.safetensors"):
-        data, m = _load_tensors(run.path / "paths.safetensors")
-        radius = m.get("radius", "none")
-        sphere = Sphere(None if radius == "none" else float(radius))
-        x = data["video"]
-        comp = {k: data[k] for k in ("perturbed", "smoothed", "line")}
-    else:
-        with run.phase("paths"):
-            x, sphere = paths.video_path(points, sphere_on=config.sphere)
-            comp = paths.comparison_paths(x, sphere, delta=config.delta, smooth_sigma=config.smooth_sigma,
-                                          seed=config.seed)
-            _save_tensors(run, "paths.safetensors", {"video": x, **comp, "time_s": times_t},
-                          {"radius": repr(sphere.radius) if sphere.on else "none",
-                           "median_step": repr(paths.median_step(x))})
-            prog("paths", 1, 1, {"radius": sphere.radius or 0.0})
-
-    score = make_score(bb, config.estimator, t, config.prompt, config.seed)
-    metric = make_metric(config.metric, alpha=config.resolved_alpha(), lam=config.lam)
+    # Scores (docs/method.md §2): the measures average `draws` contrast draws per point; the solver steps on one.
+    score = make_score(bb, config.estimator, t, config.prompt, config.seed, cond=cond.to(bb.dtype),
+                       draws=config.draws)
+    step_score = make_score(bb, config.estimator, t, config.prompt, config.seed, cond=cond.to(bb.dtype), draws=1)
+    alpha, alpha_info = phases.resolve_alpha(ctx, comp["line"], sphere, score)
+    metric = make_metric(config.metric, alpha=alpha, lam=config.lam)
     budget = int(config.max_calls) if config.max_calls is not None else int(config.calls_per_frame) * n
-
-    # ---- solve: γ_o, the budgeted BVP from γ_v in normal mode (docs/method.md §5, §7.2)
-    if _done(run, "solve", "optimised.safetensors", "solve.json"):
-        xo = _load_tensors(run.path / "optimised.safetensors")[0]["path"]
-        solve_info = json.loads((run.path / "solve.json").read_text(encoding="utf-8"))
-    else:
-        with run.phase("solve"):
-            def solve_prog(phase: str, done: int, total: int | None, info: dict[str, Any]) -> None:
-                prog("solve", min(int(info.get("calls", done)), budget), budget, info)
-
-            res = counted(lambda: paths.optimised_path(x, score, metric, sphere, max_calls=budget,
-                                                       max_iters=config.max_iters, seed=config.seed,
-                                                       progress=solve_prog))
-            xo = res.path
-            solve_info = {"solver": res.solver, "mode": "normal", "iterations": res.iterations,
-                          "converged": bool(res.converged), "network_calls": res.network_calls, "budget": budget,
-                          "seconds": round(res.seconds, 4), "history": res.history}
-            _save_tensors(run, "optimised.safetensors", {"path": xo, "time_s": times_t})
-            run.write_json("solve.json", solve_info)
-
-    # ---- measure: the same estimator, α and draws for every path (docs/method.md §7.3)
+    optimised, solve_info = phases.solve(ctx, {"video": x, **ctrl}, step_score, metric, sphere, budget,
+                                         config.trust or None)
+    xo = optimised["video"]
     all_paths = {"video": x, "optimised": xo, **comp}
-    if _done(run, "measure", "per_frame.csv", "per_frame.parquet", "measures.json"):
-        stats = json.loads((run.path / "measures.json").read_text(encoding="utf-8"))
-        import pandas as pd
+    table, stats, ctrl_stats = phases.measure(ctx, {k: all_paths[k] for k in paths.PATH_NAMES},
+                                              phases.control_path_sets(ctrl, optimised, sphere, config),
+                                              score, metric, sphere, times_t)
+    if config.decode_optimised:
+        phases.decode_optimised(ctx, frames, xo, cond, t)
 
-        table = pd.read_parquet(run.path / "per_frame.parquet")
-    else:
-        with run.phase("measure"):
-            measures = counted(lambda: compare.measure_paths(
-                {k: all_paths[k] for k in paths.PATH_NAMES}, score, metric, sphere, times_t, progress=prog))
-            table = compare.per_frame_table(measures, times_t)
-            stats = compare.path_statistics(measures)
-            run.write_table("per_frame", table)
-            run.write_json("measures.json", stats)
-
-    # ---- decode_optimised: what the model makes of the clip (docs/method.md §7.5)
-    if config.decode_optimised and not _done(run, "decode_optimised", "optimised", "strip.png"):
-        with run.phase("decode_optimised"):
-            from geovid.media.writers import make_grid
-
-            def dec_prog(i: int, k: int) -> None:
-                prog("decode_optimised", i, k, {"frames": n})
-
-            if config.decode_steps is None:
-                imgs = counted(lambda: points_to_images(bb, xo, t, prompt=config.prompt, guidance=config.guidance,
-                                                        steps=config.steps, progress=dec_prog))
-            else:
-                from geovid.tasks.latents import decode_points
-
-                cond = bb.embed_prompt(config.prompt)
-                imgs = counted(lambda: decode_points(bb, xo, t, cond, steps=config.decode_steps, progress=dec_prog))
-            run.write_frames("optimised", imgs)
-            scale = max(1, 128 // int(frames.shape[1]))
-            run.write_image("strip.png", make_grid([list(frames), list(imgs)], labels=["video", "optimised"],
-                                                   scale=scale))
-
-    # ---- report: tests (i)–(iii), excess, verdict, plots (docs/method.md §7.4)
+    # ---- report: tests (i)–(iii), excess, controls, verdict, plots (docs/method.md §7.4, §7.7)
     with run.phase("report"):
-        title = f"{clip.name}: ν = {config.noise_level:g}, α = {config.resolved_alpha():g}, {config.estimator}"
+        title = f"{clip.name}: ν = {config.noise_level:g}, α = {alpha:.3g}, {config.estimator}"
         plots.plot_residuals(table, run.path / "plots" / "residual.png",
                              title=f"geodesic gradient per frame — {title}")
-        plots.plot_log_density(table, run.path / "plots" / "log_density.png",
+        plots.plot_log_density(table[~table["path"].isin(list(ctrl))], run.path / "plots" / "log_density.png",
                                title=f"relative log-density — {title}")
         plots.plot_projection(all_paths, run.path / "plots" / "projection.png",
                               title=f"paths in latent space (PCA) — {clip.name}")
         recon = None
         if config.decode_optimised and (run.path / "optimised").is_dir():
+            from geovid.tasks.latents import psnr
+
             dec = _read_png_frames(run.path / "optimised")
-            recon = {"first_psnr": _psnr(frames[0], dec[0]), "last_psnr": _psnr(frames[-1], dec[-1]),
+            recon = {"first_psnr": psnr(frames[0], dec[0]), "last_psnr": psnr(frames[-1], dec[-1]),
                      "note": "PSNR (dB) of the decoded endpoints of γ_o (= those of γ_v on the sphere) against "
                              "the input frames: the inversion/denoising round trip (docs/method.md §1)"}
         summary = {
@@ -440,14 +355,18 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
             "noise_level": config.noise_level,
             "timestep": t,
             "metric": config.metric,
-            "alpha": config.resolved_alpha(),
+            "alpha": alpha,
+            "alpha_rule": alpha_info,
             "estimator": config.estimator,
+            "draws": config.draws if config.estimator == "contrast" else 1,
+            "condition": cond_info,
             "seed": config.seed,
             "sphere_radius": sphere.radius,
             "paths": stats,
-            **verdict.summarise(stats, config.metric),
+            **verdict.summarise(stats, config.metric, ctrl_stats),
             "solver": {k: solve_info.get(k) for k in ("solver", "mode", "iterations", "converged", "network_calls",
-                                                      "budget")},
+                                                      "budget", "trust_radius", "max_displacement",
+                                                      "at_trust_bound")},
             "endpoint_reconstruction": recon,
             "method": method_reference("§7"),
         }
