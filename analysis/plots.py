@@ -9,7 +9,6 @@ Each function writes atomically (``*.tmp`` then ``os.replace``) and returns the 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,10 +41,10 @@ def _figure(width: float = 9.0, height: float = 4.4) -> Any:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    from geovid.runs.files import atomic_output
+
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path
 
 

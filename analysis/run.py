@@ -22,7 +22,6 @@ progress callback) leaves the run ``interrupted``; any error leaves it ``failed`
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import json
 import math
 import os
@@ -35,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from geovid.errors import GeovidError, InputError
+from geovid.errors import InputError
 from geovid.method import reference as method_reference
-from geovid.progress import Cancelled, ProgressFn
+from geovid.progress import ProgressFn
 from geovid.runs.options import RunOptions
-from geovid.runs.store import MANIFEST, Run, to_jsonable
+from geovid.runs.store import Run, to_jsonable
 
 METRICS = ("density", "score")
 ESTIMATORS = ("eps", "contrast")
@@ -262,18 +261,8 @@ def _analyse_clip(config: AnalysisConfig, clip: Path, name: str | None, progress
     return run.path
 
 
-def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> None:
-    """The phases of docs/method.md §7 on one clip, each skipped when its outputs are on disk (resume)."""
-    import torch
-
-    from analysis import paths, phases, plots, verdict
-    from geovid.backbones.loader import load_backbone
-    from geovid.geometry.metrics import make_metric
-    from geovid.tasks.latents import make_score
-
-    prog("setup", 1, 1, {"run": run.name})
-
-    # ---- decode: exactly the chosen frames, fitted to the model's resolution (docs/media.md policy)
+def _decode_frames(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> tuple[np.ndarray, dict[str, Any]]:
+    """Phase ``decode``: exactly the chosen frames, fitted to the model's resolution (docs/media.md policy)."""
     if _done(run, "decode", "clip.json", "frames"):
         frames = _read_png_frames(run.path / "frames")
         meta = json.loads((run.path / "clip.json").read_text(encoding="utf-8"))
@@ -293,6 +282,21 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
             meta = {"indices": indices, "time_s": times, "video": info.to_dict(), "resolution": res,
                     "fit": config.fit}
             run.write_json("clip.json", meta)
+    return frames, meta
+
+
+def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> None:
+    """The phases of docs/method.md §7 on one clip, each skipped when its outputs are on disk (resume)."""
+    import torch
+
+    from analysis import paths, phases
+    from geovid.backbones.loader import load_backbone
+    from geovid.geometry.metrics import make_metric
+    from geovid.tasks.latents import make_score
+
+    prog("setup", 1, 1, {"run": run.name})
+
+    frames, meta = _decode_frames(run, config, clip, prog)
     n = int(frames.shape[0])
     times_t = torch.tensor(meta["time_s"], dtype=torch.float64)
 
@@ -330,12 +334,27 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
     if config.decode_optimised:
         phases.decode_optimised(ctx, frames, xo, cond, t)
 
-    # ---- report: tests (i)–(iii), excess, controls, verdict, plots (docs/method.md §7.4, §7.7)
+    _report(run, config, clip, frames, meta, t, alpha, alpha_info, cond_info, sphere, stats, ctrl_stats,
+            solve_info, table, all_paths, list(ctrl), prog)
+    required = ["frames/", *PLOTS, "measures.json", "points.safetensors", "optimised.safetensors"]
+    if config.decode_optimised:
+        required += ["optimised/", "strip.png"]
+    run.complete(required=required)
+
+
+def _report(run: Run, config: AnalysisConfig, clip: Path, frames: np.ndarray, meta: dict[str, Any], t: int,
+            alpha: float, alpha_info: dict[str, Any], cond_info: dict[str, Any], sphere: Any,
+            stats: dict[str, Any], ctrl_stats: dict[str, Any], solve_info: dict[str, Any], table: Any,
+            all_paths: dict[str, Any], ctrl_names: list[str], prog: ProgressFn) -> None:
+    """Phase ``report``: tests (i)–(iii), excess, controls, verdict, plots, summary.json (docs/method.md §7.4, §7.7)."""
+    from analysis import plots, verdict
+
+    n = int(frames.shape[0])
     with run.phase("report"):
         title = f"{clip.name}: ν = {config.noise_level:g}, α = {alpha:.3g}, {config.estimator}"
         plots.plot_residuals(table, run.path / "plots" / "residual.png",
                              title=f"geodesic gradient per frame — {title}")
-        plots.plot_log_density(table[~table["path"].isin(list(ctrl))], run.path / "plots" / "log_density.png",
+        plots.plot_log_density(table[~table["path"].isin(ctrl_names)], run.path / "plots" / "log_density.png",
                                title=f"relative log-density — {title}")
         plots.plot_projection(all_paths, run.path / "plots" / "projection.png",
                               title=f"paths in latent space (PCA) — {clip.name}")
@@ -372,10 +391,6 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
         }
         run.write_json("summary.json", summary)
         prog("report", 1, 1, {"excess": summary["geodesic_excess"] or math.nan})
-    required = ["frames/", *PLOTS, "measures.json", "points.safetensors", "optimised.safetensors"]
-    if config.decode_optimised:
-        required += ["optimised/", "strip.png"]
-    run.complete(required=required)
 
 
 def _model_id(config: AnalysisConfig) -> str:
@@ -385,124 +400,6 @@ def _model_id(config: AnalysisConfig) -> str:
     return model_name(config.model)
 
 
-# --------------------------------------------------------------------------- several clips
-
-
-BATCH_COLUMNS = ("name", "run", "clip", "status", "mean_residual_video", "mean_residual_optimised",
-                 "mean_residual_perturbed", "mean_residual_smoothed", "mean_residual_line", "test_i", "test_ii",
-                 "test_iii", "tests_passed", "geodesic_excess", "error")
-
-
-def batch_row(run_path: Path | None, clip: Path, error: str | None = None) -> dict[str, Any]:
-    """One row of batch_summary.csv from a run folder's manifest and summary."""
-    row: dict[str, Any] = dict.fromkeys(BATCH_COLUMNS)
-    row.update({"clip": str(os.path.abspath(clip)), "error": error})
-    if run_path is None:
-        row["status"] = "failed"
-        return row
-    row["run"], row["name"] = str(run_path), run_path.name
-    try:
-        row["status"] = json.loads((run_path / MANIFEST).read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError):
-        row["status"] = "damaged"
-    try:
-        s = json.loads((run_path / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return row
-    for p in ("video", "optimised", "perturbed", "smoothed", "line"):
-        row[f"mean_residual_{p}"] = (s.get("paths", {}).get(p) or {}).get("mean_residual")
-    tests = s.get("tests", {})
-    for k in ("i", "ii", "iii"):
-        row[f"test_{k}"] = (tests.get(k) or {}).get("passed")
-    row["tests_passed"] = sum(1 for k in ("i", "ii", "iii") if row[f"test_{k}"] is True)
-    row["geodesic_excess"] = s.get("geodesic_excess")
-    return row
-
-
-def batch_names(config: AnalysisConfig) -> list[str | None]:
-    """The run name of each clip: ``None`` (default names) without ``--name``, else ``<name>-<clip stem>``
-    (``<name>-<k>-<stem>`` when stems repeat); the one name itself for a single clip."""
-    if config.name is None:
-        return [None] * len(config.clips)
-    if len(config.clips) == 1:
-        return [config.name]
-    stems = [c.stem for c in config.clips]
-    dup = len(set(stems)) < len(stems)
-    import re
-
-    def clean(s: str) -> str:
-        return re.sub(r"[^A-Za-z0-9._+@=-]+", "-", s).strip("-.") or "clip"
-
-    return [f"{config.name}-{i + 1}-{clean(s)}" if dup else f"{config.name}-{clean(s)}" for i, s in enumerate(stems)]
-
-
-def run_batch(config: AnalysisConfig, progress: ProgressFn | None = None,
-              cancel: threading.Event | None = None) -> list[Path]:
-    """Analyse every clip of ``config.clips`` (one run each); with several clips also write
-    ``OUT/batch-<time>/batch_summary.csv`` (one row per clip, docs/run-directory.md).
-
-    A clip that fails does not stop the others; after the last one a GeovidError lists the failures.
-    Ctrl-C or ``cancel`` stops the batch at once (the current run is marked interrupted).
-
-    Returns:
-        The run folders, in the order of the clips (failed runs included).
-    """
-    if not config.clips:
-        raise InputError("no clip given: pass one or more video files")
-    config.validate()  # bad options: one error, before any run folder is made
-    names = batch_names(config)
-    runs: list[Path] = []
-    rows: list[dict[str, Any]] = []
-    errors: list[str] = []
-    single = len(config.clips) == 1
-    for k, (clip, name) in enumerate(zip(config.clips, names)):
-        created: list[Path] = []
-        if progress is not None and not single:
-            progress("batch", k, len(config.clips), {"clip": clip.name})
-        try:
-            path = _analyse_clip(config, clip, name, progress, cancel, created)
-        except (KeyboardInterrupt, Cancelled):
-            raise
-        except GeovidError as err:
-            if single:
-                raise
-            errors.append(f"{clip.name}: {err}")
-            path = created[0] if created else None
-            rows.append(batch_row(path, clip, " ".join(str(err).split())))
-            if path is not None:
-                runs.append(path)
-            continue
-        runs.append(path)
-        rows.append(batch_row(path, clip))
-    if not single:
-        if progress is not None:
-            progress("batch", len(config.clips), len(config.clips), {})
-        write_batch_summary(config.out, rows)
-    if errors:
-        raise GeovidError(f"{len(errors)} of {len(config.clips)} clips failed: " + "; ".join(errors))
-    return runs
-
-
-def write_batch_summary(out: Path, rows: list[dict[str, Any]]) -> Path:
-    """``OUT/batch-<time>/batch_summary.csv`` (created only now, so a half-made batch folder never exists)."""
-    import pandas as pd
-
-    out.mkdir(parents=True, exist_ok=True)
-    base = f"batch-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    for k in range(1, 1000):
-        folder = out / (base if k == 1 else f"{base}-{k}")
-        try:
-            folder.mkdir()
-            break
-        except FileExistsError:
-            continue
-    target = folder / "batch_summary.csv"
-    tmp = target.with_name(target.name + ".tmp")
-    pd.DataFrame(rows, columns=list(BATCH_COLUMNS)).to_csv(tmp, index=False)
-    os.replace(tmp, target)
-    return target
-
-
 def config_from_dict(values: dict[str, Any]) -> AnalysisConfig:
     """An AnalysisConfig from a plain dict (unknown keys refused with a one-line error)."""
     names = {f.name for f in dataclasses.fields(AnalysisConfig)}
@@ -510,3 +407,24 @@ def config_from_dict(values: dict[str, Any]) -> AnalysisConfig:
     if unknown:
         raise InputError(f"unknown analysis option(s): {', '.join(unknown)}")
     return AnalysisConfig(**values)
+
+
+# The several-clips entry points live in analysis.batch; re-exported here (the CLI, TUI and engines import them).
+from analysis.batch import (  # noqa: E402
+    BATCH_COLUMNS,
+    batch_names,
+    batch_row,
+    run_batch,
+    write_batch_summary,
+)
+
+__all__ = [
+    "BATCH_COLUMNS",
+    "AnalysisConfig",
+    "batch_names",
+    "batch_row",
+    "config_from_dict",
+    "run_analysis",
+    "run_batch",
+    "write_batch_summary",
+]
