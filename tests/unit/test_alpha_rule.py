@@ -87,7 +87,7 @@ def test_unknown_solver_options_are_refused_not_swallowed() -> None:
 
     x0 = initial_path(torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64), 5, Sphere(None))
     zero = lambda x: torch.zeros_like(x)  # noqa: E731
-    with pytest.raises(InputError, match="geovid solver does not take the option.*trust_radius"):
+    with pytest.raises(InputError, match=r"geovid solver does not take the option.*trust_radius"):
         solve_bvp(x0, zero, make_metric("density"), Sphere(None), trust_radius=1.0)
-    with pytest.raises(InputError, match="reference solver does not take the option.*mode"):
+    with pytest.raises(InputError, match=r"reference solver does not take the option.*mode"):
         solve_bvp(x0, zero, make_metric("density"), Sphere(None), solver="reference", mode="normal")
