@@ -137,7 +137,8 @@ def _analysis_parts(s: dict[str, Any]) -> list[RenderableType]:
                        f"{'same' if ok else 'differs'}: excess {num(100 * (c.get('excess_relative_difference') or 0))} %, "
                        f"‖r‖ {num(100 * (c.get('residual_relative_difference') or 0))} %")
             t.add_row(Text("✓", style="green") if ok else Text("✗", style="red"), name,
-                      percent_text(c.get("log_geodesic_excess")), num(c.get("mean_residual_video")), reading)
+                      percent_text(c.get("log_geodesic_excess")).removesuffix(" than").removesuffix(" as"),
+                      num(c.get("mean_residual_video")), reading)
         parts.append(t)
         if ctrl.get("informative") is False:
             parts.append(Text("the shuffled clip passes the same tests: the verdict is uninformative",
