@@ -87,9 +87,12 @@ def encode(ctx: Context, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
         z0 = bb.encode(to_tensor(frames).to(torch.float32))
         info: dict[str, Any] = {"prompt": cfg.prompt, "prompt_inversion": False}
         if cfg.prompt_inversion and hasattr(bb, "invert_prompt_embedding"):
+            import os
+
             steps = int(cfg.inversion_steps)
+            cached = os.environ.get("GEOVID_NO_CACHE") != "1"  # the same switch as the inversion cache
             cond = ctx.counted(lambda: bb.invert_prompt_embedding(
-                z0, cfg.prompt, steps=steps, lr=INVERSION_LR, seed=cfg.seed,
+                z0, cfg.prompt, steps=steps, lr=INVERSION_LR, seed=cfg.seed, use_cache=cached,
                 progress=lambda i, k: ctx.prog("condition", i, k, {"frames": n})))
             info.update(prompt_inversion=True, inversion_steps=steps, inversion_lr=INVERSION_LR)
         else:
