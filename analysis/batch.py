@@ -15,7 +15,7 @@ from typing import Any
 from analysis.run import AnalysisConfig, _analyse_clip
 from geovid.errors import GeovidError, InputError
 from geovid.progress import Cancelled, ProgressFn
-from geovid.runs.catalog import read_manifest, read_summary
+from geovid.runs.catalog import summary_row
 from geovid.runs.files import atomic_output
 
 BATCH_COLUMNS = ("name", "run", "clip", "status", "mean_residual_video", "mean_residual_optimised",
@@ -25,15 +25,7 @@ BATCH_COLUMNS = ("name", "run", "clip", "status", "mean_residual_video", "mean_r
 
 def batch_row(run_path: Path | None, clip: Path, error: str | None = None) -> dict[str, Any]:
     """One row of batch_summary.csv from a run folder's manifest and summary."""
-    row: dict[str, Any] = dict.fromkeys(BATCH_COLUMNS)
-    row.update({"clip": str(os.path.abspath(clip)), "error": error})
-    if run_path is None:
-        row["status"] = "failed"
-        return row
-    row["run"], row["name"] = str(run_path), run_path.name
-    manifest = read_manifest(run_path)
-    row["status"] = manifest.get("status") if manifest is not None else "damaged"
-    s = read_summary(run_path)
+    row, s = summary_row(BATCH_COLUMNS, run_path, clip=str(os.path.abspath(clip)), error=error)
     if s is None:
         return row
     for p in ("video", "optimised", "perturbed", "smoothed", "line"):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from geovid.errors import InputError
-from geovid.runs.catalog import read_manifest, read_summary
+from geovid.runs.catalog import read_manifest, summary_row
 
 #: The batch kinds: run kinds that take a list of items.
 KINDS = ("analysis", "interpolation")
@@ -39,15 +39,8 @@ COLUMN_TYPES: dict[str, str] = {
 def pair_row(run_path: Path | None, a: str | os.PathLike[str], b: str | os.PathLike[str], prompt: str | None,
              error: str | None = None) -> dict[str, Any]:
     """One row of an interpolation batch's summary (:data:`PAIR_COLUMNS`) from the run folder."""
-    row: dict[str, Any] = dict.fromkeys(PAIR_COLUMNS)
-    row.update({"a": os.path.abspath(a), "b": os.path.abspath(b), "prompt": prompt, "error": error})
-    if run_path is None:
-        row["status"] = "failed"
-        return row
-    row["run"], row["name"] = str(run_path), run_path.name
-    manifest = read_manifest(run_path)
-    row["status"] = manifest.get("status") if manifest is not None else "damaged"
-    s = read_summary(run_path)
+    row, s = summary_row(PAIR_COLUMNS, run_path, a=os.path.abspath(a), b=os.path.abspath(b), prompt=prompt,
+                         error=error)
     if s is None:
         return row
     methods = s.get("methods") if isinstance(s.get("methods"), dict) else {}

@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -105,6 +106,22 @@ def read_manifest(run: str | os.PathLike[str]) -> dict[str, Any] | None:
 def read_summary(run: str | os.PathLike[str]) -> dict[str, Any] | None:
     """A run folder's ``summary.json`` as a dict; ``None`` when missing or invalid (never raises)."""
     return read_json_object(Path(run) / SUMMARY)
+
+
+def summary_row(columns: Iterable[str], run_path: Path | None, **fixed: Any) -> tuple[dict[str, Any],
+                                                                                   dict[str, Any] | None]:
+    """The common part of a batch-summary row: ``columns`` set to None, then ``fixed``; ``run``, ``name`` and
+    ``status`` from the run folder (``failed`` without one, ``damaged`` when its manifest is unreadable).
+    Returns (row, the run's summary or None)."""
+    row: dict[str, Any] = dict.fromkeys(columns)
+    row.update(fixed)
+    if run_path is None:
+        row["status"] = "failed"
+        return row, None
+    row["run"], row["name"] = str(run_path), run_path.name
+    manifest = read_manifest(run_path)
+    row["status"] = manifest.get("status") if manifest is not None else "damaged"
+    return row, read_summary(run_path)
 
 
 def _num(value: Any) -> Number | None:
