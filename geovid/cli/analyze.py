@@ -119,6 +119,7 @@ def analyze(
 
     Example: geovid analyze clip.mp4 --frames 16 --out runs
     """
+    options = dict(locals())
     with user_errors():
         from geovid.batch import expand_inputs
 
@@ -126,15 +127,9 @@ def analyze(
         check_engine_options(engine, workers, ray_address, gpus_per_worker)
         if engine == "local":
             set_threads(threads)
-        from analysis.run import AnalysisConfig, run_batch
+        from analysis.run import run_batch
 
-        cfg = AnalysisConfig(
-            clips=clip_list, frames=frames if frames is not None else (None if stride is not None else 16),
-            stride=stride, start=start, end=end, noise_level=noise_level, alpha=alpha, metric=metric,
-            estimator=estimator, draws=draws, prompt=prompt, prompt_inversion=prompt_inversion,
-            inversion_steps=inversion_steps, trust=trust or None, controls=controls, model=model, device=device,
-            dtype=dtype, seed=seed, out=out, name=name, decode_optimised=decode_optimised, resume=resume, max_calls=max_calls, delta=delta,
-            smooth_sigma=smooth_sigma, steps=steps, decode_steps=decode_steps)
+        cfg = _config(options, clip_list)
         if engine == "ray":
             from analysis.run import batch_names
 
@@ -146,6 +141,20 @@ def analyze(
         with RichProgress(quiet) as prog:
             runs = run_batch(cfg, progress=prog)
         _show_runs(runs, quiet, as_json)
+
+
+def _config(options: dict[str, Any], clips: list[Path]) -> Any:
+    """The AnalysisConfig of the command's options (same names; 16 frames unless a stride is given; trust 0 = off)."""
+    import dataclasses
+
+    from analysis.run import AnalysisConfig
+
+    names = {f.name for f in dataclasses.fields(AnalysisConfig)}
+    kw = {k: v for k, v in options.items() if k in names and k not in ("clips", "command")}
+    if kw.get("frames") is None and options.get("stride") is None:
+        kw["frames"] = 16
+    kw["trust"] = kw.get("trust") or None
+    return AnalysisConfig(clips=clips, **kw)
 
 
 def _show_runs(runs: list[Path], quiet: bool, as_json: bool) -> None:
