@@ -106,6 +106,17 @@ def _pick(runs: list[_StartRun], counter: CountingScore, metric: Any, stochastic
                                                   else math.inf, i))
 
 
+def _continue_history(coarse: _StartRun, fine: _StartRun) -> _StartRun:
+    """The finest-level run of a start chosen on the coarse levels, with the coarse history and start facts."""
+    for rec in fine.history:
+        rec["iteration"] += coarse.iterations
+    fine.history[:0] = list(coarse.history)
+    fine.iterations += coarse.iterations
+    fine.critical, fine.initial_residual, fine.initial_objective = (coarse.critical, coarse.initial_residual,
+                                                                    coarse.initial_objective)
+    return fine
+
+
 def _start_info(runs: list[_StartRun], win: _StartRun, pick: int, summaries: list[dict[str, Any]], coarse: bool,
                 keep_start_paths: bool) -> dict[str, Any]:
     """``BVPResult.info`` of a geovid solve: every start's summary, the chosen one, the critical-start report."""
@@ -135,16 +146,11 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
                  progress: ProgressFn = null_progress, monitor: Monitor | None = None) -> BVPResult:
     """geovid's default BVP solver (docs/method.md §5.3–§5.4). x0: initial path (n, D), endpoints fixed.
 
-    One start is iterated by :func:`~geovid.geometry.bvp_iteration._geovid_run` (semi-implicit step, its
-    :class:`~geovid.geometry.bvp_iteration.StepControl` with ``step``/``step_max``/``theta``, acceptance within
-    ``slack``, stopping on ``xtol``/``coarse_factor``/``patience``/``rtol``/``stall``, the budget ``max_calls``).
-    Global starts (mode ``free``): ``starts`` = K bent copies of the straight path (``bent_paths``,
-    ``start_amplitude``, ``start_seed``) and the given ``candidates`` run in lockstep, one batched score call per
-    round, and the lowest objective (log L̃) wins; ``select="coarse"`` chooses on the coarse levels and refines the
-    winner alone; ``keep_start_paths`` keeps every start's path in ``info``. A critical start (residual passing
-    the convergence test before any step) is reported in ``info["critical_start"]`` and, with
-    ``break_critical``, broken by two opposite bends. ``trust`` (mode ``normal``, the analysis's γ_o,
-    docs/method.md §7.5) keeps every point within that distance of its start.
+    Each start is iterated by ``bvp_iteration._geovid_run`` (step control, acceptance, stopping, budget).
+    Mode ``free``: ``starts`` = K bent copies of the straight path and the ``candidates`` run in lockstep and the
+    lowest objective wins (``select="coarse"``: chosen on the coarse levels, the winner refined alone); a
+    critical start is reported in ``info`` and, with ``break_critical``, broken by two opposite bends.
+    ``trust`` (mode ``normal``, γ_o of the analysis, §7.5) keeps every point within that distance of its start.
     """
     inits = _initial_paths(x0, sphere, mode, starts, select, trust, candidates, start_seed, start_amplitude)
     t0 = time.perf_counter()
@@ -155,13 +161,9 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
         raise SolverError("the score is not finite at the endpoints")
     single = len(inits) == 1
     runs: list[_StartRun] = []
-    opts = {"per_point": per_point, "total_calls": lambda: counter.calls, "mode": mode, "multilevel": multilevel,
-            "max_calls": max_calls, "max_iters": max_iters, "xtol": xtol, "rtol": rtol, "patience": patience,
-            "step": step, "step_max": step_max, "slack": slack, "stall": stall, "theta": theta,
-            "coarse_factor": coarse_factor, "monitor": monitor, "trust": trust}
-
     coarse = select == "coarse" and not single and mode == "free" and multilevel
-    opts["coarse_only"] = coarse
+    opts = {**{k: v for k, v in locals().items() if k in _RUN_OPTIONS}, "coarse_only": coarse,
+            "total_calls": lambda: counter.calls}
 
     def make(kind: str, x_init: torch.Tensor, prog: ProgressFn, run: _StartRun | None = None, guard: bool = True,
              **over: Any) -> Generator[torch.Tensor, torch.Tensor, None]:
@@ -177,19 +179,15 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
         return _guarded(gen, run) if guard and kind != "initial" else gen
 
     gens = [make(kind, p, progress if single else null_progress) for kind, p in inits]
-    broken = False
 
     def after_round(rnd: int) -> list[Generator[torch.Tensor, torch.Tensor, None]]:
-        nonlocal broken
         new = []
         if (rnd == 1 and break_critical and mode == "free" and runs[0].critical
                 and not any(r.kind == "bend" for r in runs)):
             # Break the critical point: two opposite bends (in 2-D both sides of the chord).
-            broken = True
             new = [make("saddle-break", p, null_progress) for p in bent_paths(
                 x0[0], x0[-1], x0.shape[0], sphere, 2, start_seed, start_amplitude)]
-        if len(runs) > 1:
-            # Several starts: one progress line for all, with the residual of the currently shortest start.
+        if len(runs) > 1:  # several starts: one progress line for all (the currently shortest start's residual)
             live = [r for r in runs if math.isfinite(r.last_objective)]
             lead = min(live, key=lambda r: r.last_objective) if live else runs[0]
             res_now = lead.last_residual if math.isfinite(lead.last_residual) else 0.0
@@ -202,17 +200,10 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
     summaries = [r.summary() for r in runs]
     if coarse and win.path is not None and win.path.shape[0] != x0.shape[0]:
         # Refine the chosen start alone on the finest level (the budget counts its coarse calls too).
-        coarse_hist, coarse_iters = list(win.history), win.iterations
         fine = _StartRun(win.kind, calls=win.calls)
         _lockstep([make(win.kind, _subdivide(win.path, sphere), progress, run=fine, guard=False, multilevel=False,
                         coarse_only=False)], counter)
-        for rec in fine.history:
-            rec["iteration"] += coarse_iters
-        fine.history[:0] = coarse_hist
-        fine.iterations += coarse_iters
-        fine.critical, fine.initial_residual, fine.initial_objective = (win.critical, win.initial_residual,
-                                                                        win.initial_objective)
-        win = runs[pick] = fine
+        win = runs[pick] = _continue_history(win, fine)
         summaries[pick] = {**fine.summary(), "coarse_objective": summaries[pick]["objective"]}
     info = _start_info(runs, win, pick, summaries, coarse, keep_start_paths)
     if len(runs) > 1:
@@ -222,6 +213,10 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
                      converged=win.converged, solver="geovid", history=win.history,
                      seconds=time.perf_counter() - t0, info=info)
 
+
+#: The options of :func:`solve_geovid` passed on to every start's iteration (:func:`_geovid_run`).
+_RUN_OPTIONS = ("per_point", "mode", "multilevel", "max_calls", "max_iters", "xtol", "rtol", "patience", "step",
+                "step_max", "slack", "stall", "theta", "coarse_factor", "monitor", "trust")
 
 SOLVERS: dict[str, Callable[..., BVPResult]] = {"geovid": solve_geovid, "reference": solve_reference,
                                                  "energy": solve_energy}
