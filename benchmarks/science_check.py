@@ -101,7 +101,8 @@ def analyse(label: str, kind: str, seed: int | None, clip: Path, out: Path, fram
 
     name = f"{kind}-{seed:02d}" if seed is not None else f"real-{clip.stem}"
     common = {"model": model, "out": out, "max_calls": max_calls, "steps": steps, "alpha": alpha, **extra}
-    cfg = AnalysisConfig(clips=[clip], frames=frames, name=name, decode_optimised=captions is not None, **common)
+    cfg = AnalysisConfig(clips=[clip], frames=frames, name=name, decode_optimised=captions is not None,
+                         controls=True, **common)
     t0 = time.perf_counter()
     run = run_analysis(cfg)
     seconds = time.perf_counter() - t0
