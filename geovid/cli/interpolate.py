@@ -41,8 +41,9 @@ DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda or mp
 OutOpt = Annotated[Path, typer.Option("--out", help="Runs directory; each run gets its own sub-folder.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted run with the same inputs and "
                                          "options (the one named by --name, else the newest).")]
-AlphaOpt = Annotated[float | None, typer.Option("--alpha", help="α of the density metric p^-α (default 0.002; "
-                                                "docs/interpolation.md explains why not 1).", show_default=False)]
+AlphaOpt = Annotated[float | None, typer.Option("--alpha", help="α of the density metric p^-α (default: the rule "
+                                                "of docs/method.md §3.7, 2/(chord × median |N P s| on the straight "
+                                                "path), per run).", show_default=False)]
 MetricOpt = Annotated[str, typer.Option("--metric", help="density (p^-α, docs/method.md §3) or score (I + λssᵀ, §4).")]
 LambdaOpt = Annotated[float, typer.Option("--lambda", help="λ of the score metric.")]
 DecodeStepsOpt = Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps per decoded frame (default "
@@ -78,8 +79,17 @@ def interpolate(
     lam: LambdaOpt = 1000.0,
     solver: Annotated[str, typer.Option("--solver", help="geovid (default) or reference (the published "
                                         "schedule, docs/method.md §5).")] = "geovid",
-    estimator: Annotated[str, typer.Option("--estimator", help="Score estimator: eps (default) or contrast "
-                                           "(docs/method.md §2).")] = "eps",
+    estimator: Annotated[str | None, typer.Option("--estimator", help="Score estimator: contrast (default, with the "
+                                                  "model's negative prompt) or eps (docs/method.md §2).",
+                                                  show_default=False)] = None,
+    draws: Annotated[int | None, typer.Option("--draws", help="(τ, ε₀) draws per point of the contrast estimator "
+                                              "(default 1).", show_default=False)] = None,
+    conditioning: Annotated[str | None, typer.Option("--conditioning", help="invert (default without --prompt: "
+                                                     "prompt embeddings inverted from A and B, blended along the "
+                                                     "path) or prompt (the text prompt).",
+                                                     show_default=False)] = None,
+    invert_steps: Annotated[int | None, typer.Option("--invert-steps", help="Steps of the endpoint prompt-embedding "
+                                                     "inversion (default 60).", show_default=False)] = None,
     uniform: Annotated[bool, typer.Option("--uniform/--no-uniform", help="Perceptually uniform re-timing of every "
                                           "method (docs/method.md §8).")] = True,
     baselines: Annotated[str, typer.Option("--baselines", help="Comma-separated baselines decoded with the "
@@ -126,7 +136,12 @@ def interpolate(
     """
     with user_errors():
         from geovid.errors import InputError
-        from geovid.tasks.interpolate import InterpolationConfig, parse_baselines, run_interpolation
+        from geovid.tasks.interpolate import (
+            DEFAULT_ESTIMATOR,
+            InterpolationConfig,
+            parse_baselines,
+            run_interpolation,
+        )
 
         check_engine_options(engine, workers, ray_address, gpus_per_worker)
         if pairs is None and (image_a is None or image_b is None):
@@ -138,7 +153,8 @@ def interpolate(
 
         cfg = InterpolationConfig(
             image_a=image_a or Path(), image_b=image_b or Path(), frames=frames, prompt=prompt, prompt_b=prompt_b,
-            noise_level=noise_level, alpha=alpha, metric=metric, lam=lam, solver=solver, estimator=estimator,
+            noise_level=noise_level, alpha=alpha, metric=metric, lam=lam, solver=solver,
+            estimator=estimator or DEFAULT_ESTIMATOR, draws=draws, conditioning=conditioning, invert_steps=invert_steps,
             uniform=uniform, baselines=parse_baselines(baselines), perceptual=perceptual, max_calls=max_calls,
             starts=starts, decode_steps=decode_steps, resize=resize, fps=fps, model=model, device=device, dtype=dtype, seed=seed,
             out=out, name=name, resume=resume)
@@ -210,8 +226,15 @@ def extrapolate(
     metric: Annotated[str | None, typer.Option("--metric", help="density (default) or score.",
                                                show_default=False)] = None,
     lam: LambdaOpt = 1000.0,
-    estimator: Annotated[str | None, typer.Option("--estimator", help="eps (default, or the run's) or contrast.",
+    estimator: Annotated[str | None, typer.Option("--estimator", help="contrast (default, or the run's) or eps.",
                                                   show_default=False)] = None,
+    draws: Annotated[int | None, typer.Option("--draws", help="(τ, ε₀) draws per point of the contrast estimator "
+                                              "(default 1, or the run's).", show_default=False)] = None,
+    conditioning: Annotated[str | None, typer.Option("--conditioning", help="invert (default without --prompt; "
+                                                     "a run's inverted conditions are reused) or prompt.",
+                                                     show_default=False)] = None,
+    invert_steps: Annotated[int | None, typer.Option("--invert-steps", help="Steps of the prompt-embedding "
+                                                     "inversion (default 60).", show_default=False)] = None,
     decode_steps: DecodeStepsOpt = None,
     resize: ResizeOpt = "center-crop",
     fps: FpsOpt = 8.0,
@@ -240,7 +263,8 @@ def extrapolate(
         cfg = ExtrapolationConfig(
             inputs=list(inputs or []), from_run=from_run, steps=steps, step_size=step_size,
             decode_every=decode_every, substeps=substeps, context=context, tangent=tangent, prompt=prompt, noise_level=noise_level,
-            alpha=alpha, metric=metric, lam=lam, estimator=estimator, decode_steps=decode_steps, resize=resize,
+            alpha=alpha, metric=metric, lam=lam, estimator=estimator, draws=draws, conditioning=conditioning,
+            invert_steps=invert_steps, decode_steps=decode_steps, resize=resize,
             fps=fps, model=model, device=device, dtype=dtype, seed=seed, out=out, name=name, resume=resume)
         cfg.validate()  # option errors before the progress display starts
         set_threads(threads)
