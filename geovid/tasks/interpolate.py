@@ -4,8 +4,11 @@ Phases (each reported through ``progress`` and recorded in the manifest; the exp
 ``state/`` so ``--resume`` skips them):
 
 1. ``load`` — the model; the two images, any format, fitted to the model resolution (docs/interpolation.md).
-2. ``encode`` — E and DDIM inversion to t_ν (docs/method.md §1), cached on disk by :mod:`geovid.tasks.latents`.
-3. ``solve`` — the BVP (docs/method.md §5) from the slerp between the endpoints on the sphere, with a budget of network
+2. ``encode`` — E, the endpoints' prompt-embedding inversion (conditioning ``invert``, cached) and DDIM inversion to
+   t_ν, each endpoint with its own condition (docs/method.md §1; prompt conditioning: cached by
+   :mod:`geovid.tasks.latents`).
+3. ``solve`` — α by the rule of docs/method.md §3.7 on the slerp (unless given), then the BVP (docs/method.md §5) from
+   the slerp between the endpoints on the sphere, with a budget of network
    calls (``max_calls``).
 4. ``decode`` — the geodesic and the baselines (lerp, slerp between the same endpoints), DDIM denoising with the
    same settings, in one batch.
@@ -16,11 +19,12 @@ Phases (each reported through ``progress`` and recorded in the manifest; the exp
    PPL and PDV (docs/method.md §8).
 7. ``write`` — frames, baselines, strip, compare, GIF, MP4, ``path.safetensors``, tables, plot, summary.
 
-Prompts: ``prompt`` conditions the inversion of A (and of B unless ``prompt_b`` is given) and the score. With
-``prompt_b``, B is inverted with it, the score (the geometry) is conditioned on the mean of the two prompt
-embeddings — one density for the whole path — and each frame is decoded with the two embeddings blended
-linearly at its position t along the path, so both endpoints reconstruct with the prompt they were inverted
-with.
+Conditioning (docs/interpolation.md, "Conditioning"): by default (``invert``, METHOD §1/§2) one prompt embedding per
+endpoint is inverted from its image, c_A and c_B, and every point x is scored and decoded with
+c(x) = (1 − τ) c_A + τ c_B, τ its position along the chord A→B (:class:`geovid.tasks.common.ConditionField`), so
+each endpoint reconstructs with its own condition. ``prompt``: the text prompt conditions everything; with
+``prompt_b``, B is inverted with it and c(x) blends the two prompt embeddings the same way. The score is the
+``contrast`` estimator with the model's negative prompt by default (docs/method.md §2.2).
 """
 
 from __future__ import annotations
