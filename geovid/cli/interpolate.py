@@ -83,7 +83,7 @@ def interpolate(
                                                   "model's negative prompt) or eps (docs/method.md §2).",
                                                   show_default=False)] = None,
     draws: Annotated[int | None, typer.Option("--draws", help="(τ, ε₀) draws per point of the contrast estimator "
-                                              "(default 1).", show_default=False)] = None,
+                                              "(default 2).", show_default=False)] = None,
     conditioning: Annotated[str | None, typer.Option("--conditioning", help="invert (default without --prompt: "
                                                      "prompt embeddings inverted from A and B, blended along the "
                                                      "path) or prompt (the text prompt).",
@@ -229,7 +229,7 @@ def extrapolate(
     estimator: Annotated[str | None, typer.Option("--estimator", help="contrast (default, or the run's) or eps.",
                                                   show_default=False)] = None,
     draws: Annotated[int | None, typer.Option("--draws", help="(τ, ε₀) draws per point of the contrast estimator "
-                                              "(default 1, or the run's).", show_default=False)] = None,
+                                              "(default 2, or the run's).", show_default=False)] = None,
     conditioning: Annotated[str | None, typer.Option("--conditioning", help="invert (default without --prompt; "
                                                      "a run's inverted conditions are reused) or prompt.",
                                                      show_default=False)] = None,
