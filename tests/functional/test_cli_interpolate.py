@@ -124,7 +124,9 @@ def test_interpolation_writes_the_run_contract(done_run: Path, analysis_model: s
         assert len(st["log_density"]) == 5 and st["log_density"][0] == 0.0
         assert np.isfinite(st["log_relative_length"]), name
         assert st["positions"][0] == 0 and st["positions"][-1] == 4
-    assert s["solver"]["solver"] == "geovid" and 0 < s["solver"]["network_calls"] <= 12
+    # The budget is checked before each iteration, so the solve may end one path evaluation past it (3 interior
+    # points × 4 calls with the default contrast estimator and its 2 draws since issue #13).
+    assert s["solver"]["solver"] == "geovid" and 0 < s["solver"]["network_calls"] <= 12 + 3 * 4
     rec = s["endpoint_reconstruction"]
     assert np.isfinite(rec["a_psnr"]) and np.isfinite(rec["b_psnr"])
 
