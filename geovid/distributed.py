@@ -34,8 +34,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from geovid.batch import CANCELLED, MAX_ATTEMPTS, BatchControl, CancelFlag, _text, kind_spec, network_calls
+from geovid.batch.control import BatchControl, CancelFlag
+from geovid.batch.kinds import CANCELLED, MAX_ATTEMPTS, _text, kind_spec, network_calls
 from geovid.progress import Cancelled
+from geovid.runs.contract import MANIFEST
 from geovid.runs.store import one_line
 
 
@@ -156,7 +158,7 @@ class _RunItems:
             run = out / name if name else find_previous(out, self.kind, self._spec.inputs(item), config)
         except Exception:
             run = None
-        if run is not None and (run / "manifest.json").is_file():
+        if run is not None and (run / MANIFEST).is_file():
             with contextlib.suppress(Exception):
                 Run.resume(run).fail(message)
         else:

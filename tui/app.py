@@ -25,7 +25,8 @@ from geovid.progress import Cancelled
 from geovid.runs.catalog import RunRecord, runs_signature, scan_runs
 from tui.engine import Engine, EngineUnavailable, LibraryEngine
 from tui.images import prepare_renderer
-from tui.jobs import Job, JobProgress, PhaseProgress
+from tui.jobs import Job, PhaseProgress
+from tui.messages import CancelJob, JobProgress, JobsChanged, OpenFile, RescanRuns, RunsChanged, StartJob
 
 Opener = Callable[[Path], str | None]
 
@@ -104,9 +105,7 @@ class GeovidApp(App[None]):
         self.records = scan_runs(self.runs_dir)
         if notify:
             for screen in self.screen_stack:
-                handler = getattr(screen, "refresh_runs", None)
-                if handler is not None:
-                    handler()
+                screen.post_message(RunsChanged())
 
     def record_for(self, path: Path) -> RunRecord | None:
         """The catalog's record of a run folder, if known."""
@@ -207,9 +206,31 @@ class GeovidApp(App[None]):
 
     def _jobs_changed(self) -> None:
         for screen in self.screen_stack:
-            handler = getattr(screen, "refresh_jobs", None)
-            if handler is not None:
-                handler()
+            screen.post_message(JobsChanged())
+
+    # ------------------------------------------------------------------ requests from the screens
+
+    def on_start_job(self, message: StartJob) -> None:
+        """Launch the job a screen asked for and show its progress in place of that screen."""
+        from tui.screens.jobs import JobScreen
+
+        job = self.start_job(message.kind, message.options)
+        self.switch_screen(JobScreen(job.id))
+
+    def on_cancel_job(self, message: CancelJob) -> None:
+        """Stop the job a screen asked to stop."""
+        job = self.job(message.job_id)
+        if job is not None:
+            self.cancel_job(job)
+
+    def on_open_file(self, message: OpenFile) -> None:
+        """Open the file a screen asked for."""
+        self.open_file(message.path)
+
+    def on_rescan_runs(self, message: RescanRuns) -> None:
+        """Re-read the runs folder now, and say how many runs it holds."""
+        self.rescan()
+        self.notify(f"{len(self.records)} runs", timeout=2)
 
     def action_quit(self) -> None:  # type: ignore[override]
         """Quit; running jobs are asked to stop first (their runs become interrupted)."""

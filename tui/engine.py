@@ -17,7 +17,6 @@ import dataclasses
 import importlib
 import importlib.util
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,11 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from geovid.progress import Cancelled
+from geovid.progress import Cancelled, ProgressFn
+from geovid.runs.contract import KINDS
+from geovid.runs.files import atomic_write_bytes
 
-ProgressFn = Callable[[str, int, "int | None", dict[str, Any]], None]
-
-JOB_KINDS = ("analysis", "interpolation", "extrapolation")
+#: The job kinds the TUI launches: every run kind.
+JOB_KINDS = KINDS
 
 #: kind → (module, function, config class) of the library entry point.
 LIBRARY_TARGETS: dict[str, tuple[str, str, str]] = {
@@ -176,9 +176,7 @@ def _now() -> str:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, json.dumps(data, indent=2).encode("utf-8"))
 
 
 def _fake_frame(i: int, n: int, hue: float, size: int = 64) -> Any:

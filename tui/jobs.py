@@ -1,4 +1,4 @@
-"""Jobs started from the TUI: their state, and the messages a worker thread posts about them."""
+"""Jobs started from the TUI: their state (the messages about them are :mod:`tui.messages`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textual.message import Message
+from tui.messages import JobProgress
+
+__all__ = ["ACTIVE_STATES", "Job", "JobProgress", "PhaseProgress"]
 
 ACTIVE_STATES = ("starting", "running", "cancelling")
 
@@ -67,15 +69,3 @@ class Job:
 
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-class JobProgress(Message):
-    """Posted from the worker thread for every progress report."""
-
-    def __init__(self, job_id: int, phase: str, done: int, total: int | None, info: dict[str, Any]) -> None:
-        super().__init__()
-        self.job_id = job_id
-        self.phase = phase
-        self.done = done
-        self.total = total
-        self.info = info

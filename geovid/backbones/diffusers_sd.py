@@ -276,8 +276,8 @@ class DiffusersBackbone(DDIMMixin):
                 progress(i + 1, steps)
         result = emb.detach().to(self.dtype)
         if use_cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            save_file({"embedding": result.float().cpu().contiguous()}, str(tmp))
-            os.replace(tmp, path)
+            from geovid.runs.files import atomic_output
+
+            with atomic_output(path) as tmp:
+                save_file({"embedding": result.float().cpu().contiguous()}, str(tmp))
         return result

@@ -20,9 +20,12 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geovid.errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    from geovid.backbones.diffusers_sd import DiffusersBackbone
 
 #: The model id recorded in manifests for the shipped model.
 BUNDLED_NAME = "bundled:geovid-tiny-sd"
@@ -221,7 +224,7 @@ def quiet_libraries() -> Iterator[None]:
 
 
 def load_backbone(model: str | None = None, device: str | None = None, dtype: str = "fp32",
-                  max_batch: int | None = None):
+                  max_batch: int | None = None) -> DiffusersBackbone:
     """Load a Stable-Diffusion-format model as a :class:`~geovid.backbones.diffusers_sd.DiffusersBackbone`.
 
     Args:

@@ -1,8 +1,8 @@
 """The ``geovid`` command line (Typer). Thin: parse, build a config, call one library function.
 
-Each command group lives in its own module and registers itself on ``app``. Heavy
-imports (torch, diffusers, decord, ...) happen inside the commands so that
-``geovid --help`` and ``geovid --version`` answer in well under a second.
+The command modules define plain functions (and the ``model`` and ``world`` sub-apps); this package registers
+them on ``app``, in the order ``geovid --help`` lists them. Heavy imports (torch, diffusers, decord, ...) happen
+inside the commands so that ``geovid --help`` and ``geovid --version`` answer in well under a second.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from geovid import __version__
+from geovid.cli import analyze, demo, interpolate, model, toy, tui_cmd, world
 
 app = typer.Typer(
     name="geovid",
@@ -39,14 +40,11 @@ def _root(
     """geovid command line."""
 
 
-# Command modules register themselves on `app` when imported.
-from geovid.cli import analyze as _analyze  # noqa: E402,F401
-from geovid.cli import demo as _demo  # noqa: E402,F401
-from geovid.cli import interpolate as _interpolate  # noqa: E402,F401
-from geovid.cli import model as _model  # noqa: E402,F401
-from geovid.cli import toy as _toy  # noqa: E402,F401
-from geovid.cli import tui_cmd as _tui_cmd  # noqa: E402,F401
-from geovid.cli import world as _world  # noqa: E402,F401
+for _command in (analyze.analyze, demo.demo, interpolate.interpolate, interpolate.extrapolate, model.sample,
+                 model.train, toy.toy, tui_cmd.tui):
+    app.command()(_command)
+app.add_typer(model.model_app, name="model")
+app.add_typer(world.world_app, name="world")
 
 
 def main() -> None:

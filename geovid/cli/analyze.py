@@ -12,38 +12,48 @@ from typing import Annotated, Any
 
 import typer
 
-from geovid.cli import app
-from geovid.cli.batch import (
+from geovid.cli.batch import check_engine_options, config_options, run_cli_batch
+from geovid.cli.common import (
+    DtypeOpt,
     EngineOpt,
     GpusOpt,
     ListOpt,
-    RayAddressOpt,
-    WorkersOpt,
-    check_engine_options,
-    config_options,
-    run_cli_batch,
-)
-from geovid.cli.common import (
-    DtypeOpt,
     ModelOpt,
     NameOpt,
+    OptionalDeviceOpt,
+    OutOpt,
     QuietOpt,
+    RayAddressOpt,
     RichProgress,
     SeedOpt,
     ThreadsOpt,
+    WorkersOpt,
     set_threads,
     user_errors,
 )
 
+AnalyzeFramesOpt = Annotated[int | None, typer.Option("--frames", "-n", help="Frames spread uniformly over the clip "
+    "(at least 3; default 16, or every frame at --stride).",
+    show_default=False)]
+AnalyzeDecodeOptimisedOpt = Annotated[bool, typer.Option("--decode-optimised/--no-decode-optimised",
+    help="Decode the optimised path to images (optimised/, "
+    "strip.png).")]
+AnalyzeMaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", help="Network-call budget of the solver "
+    "(default 40 × frames).", show_default=False)]
+AnalyzeDecodeStepsOpt = Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps when decoding the "
+    "optimised path (default: the inversion's).",
+    show_default=False)]
+AnalyzeResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish the interrupted run of the same clip and "
+    "options (the one given by --name, else the newest).")]
+AnalyzeAsJsonOpt = Annotated[bool, typer.Option("--json", help="Print each run's summary.json instead of the "
+    "table.")]
 
-@app.command()
+
 def analyze(
     clips: Annotated[list[Path] | None, typer.Argument(help="Video files (mp4, avi, webm, mkv, mov, ...) or quoted "
                                                        "globs ('clips/**/*.mp4'); one run each.",
                                                        show_default=False)] = None,
-    frames: Annotated[int | None, typer.Option("--frames", "-n", help="Frames spread uniformly over the clip "
-                                               "(at least 3; default 16, or every frame at --stride).",
-                                               show_default=False)] = None,
+    frames: AnalyzeFramesOpt = None,
     stride: Annotated[int | None, typer.Option("--stride", help="Take every K-th frame.")] = None,
     start: Annotated[float | None, typer.Option("--start", help="Start of the time range, seconds.")] = None,
     end: Annotated[float | None, typer.Option("--end", help="End of the time range, seconds.")] = None,
@@ -56,30 +66,21 @@ def analyze(
                                            "(docs/method.md §2).")] = "eps",
     prompt: Annotated[str, typer.Option("--prompt", help="Text condition (default: unconditional).")] = "",
     model: ModelOpt = None,
-    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda or mps (default: cuda if present).",
-                                               show_default=False)] = None,
+    device: OptionalDeviceOpt = None,
     dtype: DtypeOpt = "fp32",
     seed: SeedOpt = 0,
-    out: Annotated[Path, typer.Option("--out", help="Runs directory; each run gets its own sub-folder.")]
-    = Path("runs"),
+    out: OutOpt = Path("runs"),
     name: NameOpt = None,
-    decode_optimised: Annotated[bool, typer.Option("--decode-optimised/--no-decode-optimised",
-                                                   help="Decode the optimised path to images (optimised/, "
-                                                   "strip.png).")] = True,
-    max_calls: Annotated[int | None, typer.Option("--max-calls", help="Network-call budget of the solver "
-                                                  "(default 40 × frames).", show_default=False)] = None,
+    decode_optimised: AnalyzeDecodeOptimisedOpt = True,
+    max_calls: AnalyzeMaxCallsOpt = None,
     delta: Annotated[float, typer.Option("--delta", help="Perturbation size δ as a fraction of the median "
                                          "step.")] = 0.5,
     smooth_sigma: Annotated[float, typer.Option("--smooth-sigma", help="Smoothing width σ in frames.")] = 1.0,
     steps: Annotated[int, typer.Option("--steps", help="DDIM steps of the inversion schedule (t_ν lies on its "
                                        "grid).")] = 50,
-    decode_steps: Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps when decoding the "
-                                                     "optimised path (default: the inversion's).",
-                                                     show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Finish the interrupted run of the same clip and "
-                                         "options (the one given by --name, else the newest).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print each run's summary.json instead of the "
-                                          "table.")] = False,
+    decode_steps: AnalyzeDecodeStepsOpt = None,
+    resume: AnalyzeResumeOpt = False,
+    as_json: AnalyzeAsJsonOpt = False,
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
     list_file: ListOpt = None,
@@ -124,21 +125,21 @@ def analyze(
             return
         with RichProgress(quiet) as prog:
             runs = run_batch(cfg, progress=prog)
-        for run in runs:
-            summary = _read_summary(run)
-            if as_json:
-                typer.echo(json.dumps(summary, indent=2))
-            elif not quiet and summary:
-                _print_summary(run, summary)
-        for run in runs:
-            typer.echo(str(run))
+        _show_runs(runs, quiet, as_json)
 
 
-def _read_summary(run: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+def _show_runs(runs: list[Path], quiet: bool, as_json: bool) -> None:
+    """Each run's summary.json (``--json``) or its table, then the run folders."""
+    from geovid.runs.catalog import read_summary
+
+    for run in runs:
+        summary = read_summary(run) or {}
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2))
+        elif not quiet and summary:
+            _print_summary(run, summary)
+    for run in runs:
+        typer.echo(str(run))
 
 
 def _num(v: Any) -> str:

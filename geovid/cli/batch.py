@@ -1,5 +1,5 @@
-"""Batch options shared by ``geovid analyze`` and ``geovid interpolate --pairs`` (docs/batch.md), and the code that
-runs a batch through :func:`geovid.batch.run_batch_job` with one Rich progress bar over the items."""
+"""Batches from the command line (``geovid analyze``, ``geovid interpolate --pairs``, docs/batch.md): the engine
+option checks, and the code that runs a batch through :func:`geovid.batch.run_batch_job` with one Rich progress bar over the items."""
 
 from __future__ import annotations
 
@@ -7,29 +7,11 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from geovid.cli.common import RichProgress, fail
-
-EngineOpt = Annotated[str, typer.Option(
-    "--engine", help="local: one process, the items one after another; ray: a Ray cluster, one model load per "
-    "worker (pip install 'geovid[ray]'; docs/batch.md).")]
-WorkersOpt = Annotated[int | None, typer.Option(
-    "--workers", help="Ray engine: workers (actors), each loading the model once; sizes the local Ray cluster "
-    "(default: one per CPU core, or per --gpus-per-worker GPUs).", show_default=False)]
-RayAddressOpt = Annotated[str | None, typer.Option(
-    "--ray-address", help="Ray engine: join this running cluster (auto, HOST:PORT or ray://HOST:10001) instead of "
-    "starting a local one; --out must then be on a filesystem every node shares.", show_default=False)]
-GpusOpt = Annotated[float, typer.Option(
-    "--gpus-per-worker", help="Ray engine: GPUs per worker (fractions share a GPU).")]
-ListOpt = Annotated[Path | None, typer.Option(
-    "--list", help="A text file with one clip path per line (relative to the file's folder; # comments).",
-    show_default=False)]
-PairsOpt = Annotated[Path | None, typer.Option(
-    "--pairs", help="A CSV with columns a,b[,prompt] (header optional; paths relative to the CSV's folder): one "
-    "interpolation run per pair, and OUT/batch-<time>/batch_summary.csv.", show_default=False)]
 
 
 def check_engine_options(engine: str, workers: int | None, ray_address: str | None, gpus_per_worker: float) -> None:
@@ -57,6 +39,7 @@ def run_cli_batch(kind: str, items: list[dict[str, Any]], options: dict[str, Any
     """Run the batch with a progress bar, print a table (or each run's summary.json), the batch summary and the
     run folders (last); exit 2 naming the failed items, 130 after Ctrl-C."""
     from geovid.batch import BatchJob, kind_spec, require_ray, run_batch_job
+    from geovid.runs.catalog import read_summary
 
     if engine == "ray":
         require_ray()  # before the progress display: the one-line error alone
@@ -67,10 +50,9 @@ def run_cli_batch(kind: str, items: list[dict[str, Any]], options: dict[str, Any
                                gpus_per_worker=gpus_per_worker, threads=threads, progress=prog)
     if as_json:
         for run in result.runs:
-            try:
-                typer.echo(json.dumps(json.loads((run / "summary.json").read_text(encoding="utf-8")), indent=2))
-            except (OSError, ValueError):
-                continue
+            summary = read_summary(run)
+            if summary is not None:
+                typer.echo(json.dumps(summary, indent=2))
     elif not quiet:
         _print_rows(kind, result.rows, kind_spec(kind).label, items)
         typer.echo(f"batch summary: {result.summary}" + (f" ({result.skipped} complete runs skipped)"

@@ -1,4 +1,4 @@
-"""Shared CLI pieces: option aliases, one-line error handling, Rich progress adapter."""
+"""Shared CLI pieces: every option alias used by more than one command, one-line error handling, Rich progress adapter."""
 
 from __future__ import annotations
 
@@ -23,6 +23,42 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress outpu
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="torch CPU threads (default: the idle cores, "
                                                 "at least 1: on a busy machine one thread is several times "
                                                 "faster than two fighting for a core).", show_default=False)]
+
+#: ``--device`` of the run-making commands: unset means "cuda if present" (the job resolves it).
+OptionalDeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda or mps (default: cuda if present).",
+                                               show_default=False)]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted run with the same inputs and "
+                                         "options (the one named by --name, else the newest).")]
+AlphaOpt = Annotated[float | None, typer.Option("--alpha", help="α of the density metric p^-α (default: the rule "
+                                                "of docs/method.md §3.7, 2/(chord × median |N P s| on the straight "
+                                                "path), per run).", show_default=False)]
+MetricOpt = Annotated[str, typer.Option("--metric", help="density (p^-α, docs/method.md §3) or score (I + λssᵀ, §4).")]
+LambdaOpt = Annotated[float, typer.Option("--lambda", help="λ of the score metric.")]
+DecodeStepsOpt = Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps per decoded frame (default "
+                                                    "10; 30 = the full 50-step grid below t at ν = 0.6).",
+                                                    show_default=False)]
+ResizeOpt = Annotated[str, typer.Option("--resize", help="Inputs of another size: center-crop, pad or stretch.")]
+FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of anim.gif and video.mp4.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print summary.json instead of the table.")]
+
+# Batch options of ``geovid analyze`` and ``geovid interpolate --pairs`` (docs/batch.md, geovid.cli.batch).
+EngineOpt = Annotated[str, typer.Option(
+    "--engine", help="local: one process, the items one after another; ray: a Ray cluster, one model load per "
+    "worker (pip install 'geovid[ray]'; docs/batch.md).")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", help="Ray engine: workers (actors), each loading the model once; sizes the local Ray cluster "
+    "(default: one per CPU core, or per --gpus-per-worker GPUs).", show_default=False)]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    "--ray-address", help="Ray engine: join this running cluster (auto, HOST:PORT or ray://HOST:10001) instead of "
+    "starting a local one; --out must then be on a filesystem every node shares.", show_default=False)]
+GpusOpt = Annotated[float, typer.Option(
+    "--gpus-per-worker", help="Ray engine: GPUs per worker (fractions share a GPU).")]
+ListOpt = Annotated[Path | None, typer.Option(
+    "--list", help="A text file with one clip path per line (relative to the file's folder; # comments).",
+    show_default=False)]
+PairsOpt = Annotated[Path | None, typer.Option(
+    "--pairs", help="A CSV with columns a,b[,prompt] (header optional; paths relative to the CSV's folder): one "
+    "interpolation run per pair, and OUT/batch-<time>/batch_summary.csv.", show_default=False)]
 
 
 def busy_cores() -> float:
@@ -70,6 +106,29 @@ def set_threads(threads: int | None) -> None:
         cores = os.cpu_count() or 1
         threads = max(1, min(torch.get_num_threads(), round(cores - busy_cores())))
     torch.set_num_threads(threads)
+
+
+def run_job(job: Any, config: Any, threads: int | None, quiet: bool, as_json: bool,
+            show: Any) -> None:
+    """Run one job (``job(config, progress=...)`` returns its run folder) with a progress display, then print its
+    summary.json (``--json``) or ``show(run, summary)``, and last the run folder.
+
+    The config is validated first, so that option errors come before the progress display starts.
+    """
+    import json
+
+    from geovid.runs.catalog import read_summary
+
+    config.validate()
+    set_threads(threads)
+    with RichProgress(quiet) as prog:
+        run = job(config, progress=prog)
+    summary = read_summary(run) or {}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    elif not quiet and summary:
+        show(run, summary)
+    typer.echo(str(run))
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from geovid.cli import app
 from geovid.cli.common import QuietOpt, RichProgress, user_errors
 
 
@@ -19,7 +18,6 @@ def _available(module: str) -> bool:
         return False
 
 
-@app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the demo's outputs and runs.")] = Path("demo"),
     quiet: QuietOpt = False,

@@ -7,107 +7,107 @@ and, last, the run folder.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from geovid.cli import app
-from geovid.cli.batch import (
-    EngineOpt,
-    GpusOpt,
-    PairsOpt,
-    RayAddressOpt,
-    WorkersOpt,
-    check_engine_options,
-    config_options,
-    run_cli_batch,
-)
+from geovid.cli.batch import check_engine_options, config_options, run_cli_batch
 from geovid.cli.common import (
+    AlphaOpt,
+    DecodeStepsOpt,
     DtypeOpt,
+    EngineOpt,
+    FpsOpt,
+    GpusOpt,
+    JsonOpt,
+    LambdaOpt,
+    MetricOpt,
     ModelOpt,
     NameOpt,
+    OptionalDeviceOpt,
+    OutOpt,
+    PairsOpt,
     QuietOpt,
-    RichProgress,
+    RayAddressOpt,
+    ResizeOpt,
+    ResumeOpt,
     SeedOpt,
     ThreadsOpt,
+    WorkersOpt,
+    run_job,
     set_threads,
     user_errors,
 )
 
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda or mps (default: cuda if present).",
-                                               show_default=False)]
-OutOpt = Annotated[Path, typer.Option("--out", help="Runs directory; each run gets its own sub-folder.")]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted run with the same inputs and "
-                                         "options (the one named by --name, else the newest).")]
-AlphaOpt = Annotated[float | None, typer.Option("--alpha", help="α of the density metric p^-α (default: the rule "
-                                                "of docs/method.md §3.7, 2/(chord × median |N P s| on the straight "
-                                                "path), per run).", show_default=False)]
-MetricOpt = Annotated[str, typer.Option("--metric", help="density (p^-α, docs/method.md §3) or score (I + λssᵀ, §4).")]
-LambdaOpt = Annotated[float, typer.Option("--lambda", help="λ of the score metric.")]
-DecodeStepsOpt = Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps per decoded frame (default "
-                                                    "10; 30 = the full 50-step grid below t at ν = 0.6).",
-                                                    show_default=False)]
-ResizeOpt = Annotated[str, typer.Option("--resize", help="Inputs of another size: center-crop, pad or stretch.")]
-FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of anim.gif and video.mp4.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print summary.json instead of the table.")]
+
 def _num(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, int | float) and not isinstance(v, bool) else "n/a"
 
 
-def _summary(run: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
-@app.command()
+InterpolatePromptBOpt = Annotated[str | None, typer.Option("--prompt-b", help="Condition of B's inversion; frames then "
+    "blend the two prompt embeddings (docs/interpolation.md).",
+    show_default=False)]
+InterpolateBaselinesOpt = Annotated[str, typer.Option("--baselines", help="Comma-separated baselines decoded with the "
+    "same settings: lerp, slerp (at least one).")]
+InterpolatePerceptualOpt = Annotated[str, typer.Option("--perceptual", help="Perceptual distance: auto (LPIPS when its "
+    "weights are local, else SSIM), lpips or ssim.")]
+InterpolateMaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", help="Network-call budget of the solve "
+    "(default 150 for the geovid solver).",
+    show_default=False)]
+InterpolateStartsOpt = Annotated[int | None, typer.Option("--starts", help="Extra starts of the solve: K bent copies of the "
+    "slerp solved in one batch, the shortest kept; --max-calls applies "
+    "to each (default 0, docs/benchmarks.md).",
+    show_default=False)]
+
+# Options of issue #13 (docs/interpolation.md, "Defaults and why", "Conditioning").
+InterpolateEstimatorOpt = Annotated[str | None, typer.Option("--estimator", help="Score estimator: contrast (default, "
+    "with the model's negative prompt) or eps (docs/method.md §2).", show_default=False)]
+InterpolateDrawsOpt = Annotated[int | None, typer.Option("--draws", help="(τ, ε₀) draws per point of the contrast "
+    "estimator (default 2).", show_default=False)]
+InterpolateConditioningOpt = Annotated[str | None, typer.Option("--conditioning", help="invert (default without "
+    "--prompt: prompt embeddings inverted from A and B, blended along the path) or prompt (the text prompt).",
+    show_default=False)]
+InvertStepsOpt = Annotated[int | None, typer.Option("--invert-steps", help="Steps of the prompt-embedding inversion "
+    "(default 60, or the run's).", show_default=False)]
+ExtrapolateEstimatorOpt = Annotated[str | None, typer.Option("--estimator", help="contrast (default, or the run's) "
+    "or eps.", show_default=False)]
+ExtrapolateDrawsOpt = Annotated[int | None, typer.Option("--draws", help="(τ, ε₀) draws per point of the contrast "
+    "estimator (default 2, or the run's).", show_default=False)]
+ExtrapolateConditioningOpt = Annotated[str | None, typer.Option("--conditioning", help="invert (default without "
+    "--prompt; a run's inverted conditions are reused) or prompt.", show_default=False)]
+
+
 def interpolate(
     image_a: Annotated[Path | None, typer.Argument(help="First image (PNG, JPEG, WebP, ...).",
                                                    show_default=False)] = None,
     image_b: Annotated[Path | None, typer.Argument(help="Second image.", show_default=False)] = None,
     frames: Annotated[int, typer.Option("--frames", "-n", help="Frames, endpoints included (at least 3).")] = 17,
     prompt: Annotated[str, typer.Option("--prompt", help="Text condition of the inversion and the score.")] = "",
-    prompt_b: Annotated[str | None, typer.Option("--prompt-b", help="Condition of B's inversion; frames then "
-                                                 "blend the two prompt embeddings (docs/interpolation.md).",
-                                                 show_default=False)] = None,
+    prompt_b: InterpolatePromptBOpt = None,
     noise_level: Annotated[float, typer.Option("--noise-level", help="Noise level ν in (0, 1] (docs/method.md §1).")] = 0.6,
     alpha: AlphaOpt = None,
     metric: MetricOpt = "density",
     lam: LambdaOpt = 1000.0,
     solver: Annotated[str, typer.Option("--solver", help="geovid (default) or reference (the published "
                                         "schedule, docs/method.md §5).")] = "geovid",
-    estimator: Annotated[str | None, typer.Option("--estimator", help="Score estimator: contrast (default, with the "
-                                                  "model's negative prompt) or eps (docs/method.md §2).",
-                                                  show_default=False)] = None,
-    draws: Annotated[int | None, typer.Option("--draws", help="(τ, ε₀) draws per point of the contrast estimator "
-                                              "(default 2).", show_default=False)] = None,
-    conditioning: Annotated[str | None, typer.Option("--conditioning", help="invert (default without --prompt: "
-                                                     "prompt embeddings inverted from A and B, blended along the "
-                                                     "path) or prompt (the text prompt).",
-                                                     show_default=False)] = None,
-    invert_steps: Annotated[int | None, typer.Option("--invert-steps", help="Steps of the endpoint prompt-embedding "
-                                                     "inversion (default 60).", show_default=False)] = None,
+    estimator: InterpolateEstimatorOpt = None,
+    draws: InterpolateDrawsOpt = None,
+    conditioning: InterpolateConditioningOpt = None,
+    invert_steps: InvertStepsOpt = None,
     uniform: Annotated[bool, typer.Option("--uniform/--no-uniform", help="Perceptually uniform re-timing of every "
                                           "method (docs/method.md §8).")] = True,
-    baselines: Annotated[str, typer.Option("--baselines", help="Comma-separated baselines decoded with the "
-                                           "same settings: lerp, slerp (at least one).")] = "lerp,slerp",
-    perceptual: Annotated[str, typer.Option("--perceptual", help="Perceptual distance: auto (LPIPS when its "
-                                            "weights are local, else SSIM), lpips or ssim.")] = "auto",
-    max_calls: Annotated[int | None, typer.Option("--max-calls", help="Network-call budget of the solve "
-                                                  "(default 150 for the geovid solver).",
-                                                  show_default=False)] = None,
-    starts: Annotated[int | None, typer.Option("--starts", help="Extra starts of the solve: K bent copies of the "
-                                               "slerp solved in one batch, the shortest kept; --max-calls applies "
-                                               "to each (default 0, docs/benchmarks.md).",
-                                               show_default=False)] = None,
+    baselines: InterpolateBaselinesOpt = "lerp,slerp",
+    perceptual: InterpolatePerceptualOpt = "auto",
+    max_calls: InterpolateMaxCallsOpt = None,
+    starts: InterpolateStartsOpt = None,
     decode_steps: DecodeStepsOpt = None,
     resize: ResizeOpt = "center-crop",
     fps: FpsOpt = 8.0,
     model: ModelOpt = None,
-    device: DeviceOpt = None,
+    device: OptionalDeviceOpt = None,
     dtype: DtypeOpt = "fp32",
     seed: SeedOpt = 0,
     out: OutOpt = Path("runs"),
@@ -135,49 +135,40 @@ def interpolate(
     Example: geovid interpolate a.png b.png --frames 17 --out runs
     """
     with user_errors():
-        from geovid.errors import InputError
-        from geovid.tasks.interpolate import (
-            DEFAULT_ESTIMATOR,
-            InterpolationConfig,
-            parse_baselines,
-            run_interpolation,
-        )
+        from geovid.tasks.interpolate import InterpolationConfig, parse_baselines, run_interpolation
 
         check_engine_options(engine, workers, ray_address, gpus_per_worker)
-        if pairs is None and (image_a is None or image_b is None):
-            raise InputError("give two images A B, or --pairs FILE")
-        if pairs is not None and image_a is not None:
-            raise InputError("give either two images A B or --pairs FILE, not both")
-        if pairs is None and engine != "local":
-            raise InputError("--engine ray runs batches: give --pairs FILE")
-
+        _check_inputs(image_a, image_b, pairs, engine)
         cfg = InterpolationConfig(
             image_a=image_a or Path(), image_b=image_b or Path(), frames=frames, prompt=prompt, prompt_b=prompt_b,
-            noise_level=noise_level, alpha=alpha, metric=metric, lam=lam, solver=solver,
-            estimator=estimator or DEFAULT_ESTIMATOR, draws=draws, conditioning=conditioning, invert_steps=invert_steps,
+            noise_level=noise_level, alpha=alpha, metric=metric, lam=lam, solver=solver, estimator=estimator,
+            draws=draws, conditioning=conditioning, invert_steps=invert_steps,
             uniform=uniform, baselines=parse_baselines(baselines), perceptual=perceptual, max_calls=max_calls,
             starts=starts, decode_steps=decode_steps, resize=resize, fps=fps, model=model, device=device, dtype=dtype, seed=seed,
             out=out, name=name, resume=resume)
-        if pairs is not None:
-            from geovid.batch import read_pairs
-
-            cfg.resolved()  # option errors before anything starts
-            if engine == "local":
-                set_threads(threads)
-            items = [{**p, "name": f"{name}-{k + 1}" if name else None} for k, p in enumerate(read_pairs(pairs))]
-            run_cli_batch("interpolation", items, config_options(cfg, "image_a", "image_b", "name"), engine, workers,
-                          ray_address, gpus_per_worker, threads, quiet, as_json)
+        if pairs is None:
+            run_job(run_interpolation, cfg, threads, quiet, as_json, _print_interpolation)
             return
-        cfg.validate()  # option errors before the progress display starts
-        set_threads(threads)
-        with RichProgress(quiet) as prog:
-            run = run_interpolation(cfg, progress=prog)
-        s = _summary(run)
-        if as_json:
-            typer.echo(json.dumps(s, indent=2))
-        elif not quiet and s:
-            _print_interpolation(run, s)
-        typer.echo(str(run))
+        from geovid.batch import read_pairs
+
+        cfg.resolved()  # option errors before anything starts
+        if engine == "local":
+            set_threads(threads)
+        items = [{**p, "name": f"{name}-{k + 1}" if name else None} for k, p in enumerate(read_pairs(pairs))]
+        run_cli_batch("interpolation", items, config_options(cfg, "image_a", "image_b", "name"), engine, workers,
+                      ray_address, gpus_per_worker, threads, quiet, as_json)
+
+
+def _check_inputs(image_a: Path | None, image_b: Path | None, pairs: Path | None, engine: str) -> None:
+    """Two images, or a pairs file (the only input of a Ray batch)."""
+    from geovid.errors import InputError
+
+    if pairs is None and (image_a is None or image_b is None):
+        raise InputError("give two images A B, or --pairs FILE")
+    if pairs is not None and image_a is not None:
+        raise InputError("give either two images A B or --pairs FILE, not both")
+    if pairs is None and engine != "local":
+        raise InputError("--engine ray runs batches: give --pairs FILE")
 
 
 def _print_interpolation(run: Path, s: dict[str, Any]) -> None:
@@ -201,7 +192,6 @@ def _print_interpolation(run: Path, s: dict[str, Any]) -> None:
                   "network calls")
 
 
-@app.command()
 def extrapolate(
     inputs: Annotated[list[Path] | None, typer.Argument(help="Two images A B (continue A→B beyond B) or one clip "
                                                         "(continue from its last frames).",
@@ -226,20 +216,15 @@ def extrapolate(
     metric: Annotated[str | None, typer.Option("--metric", help="density (default) or score.",
                                                show_default=False)] = None,
     lam: LambdaOpt = 1000.0,
-    estimator: Annotated[str | None, typer.Option("--estimator", help="contrast (default, or the run's) or eps.",
-                                                  show_default=False)] = None,
-    draws: Annotated[int | None, typer.Option("--draws", help="(τ, ε₀) draws per point of the contrast estimator "
-                                              "(default 2, or the run's).", show_default=False)] = None,
-    conditioning: Annotated[str | None, typer.Option("--conditioning", help="invert (default without --prompt; "
-                                                     "a run's inverted conditions are reused) or prompt.",
-                                                     show_default=False)] = None,
-    invert_steps: Annotated[int | None, typer.Option("--invert-steps", help="Steps of the prompt-embedding "
-                                                     "inversion (default 60).", show_default=False)] = None,
+    estimator: ExtrapolateEstimatorOpt = None,
+    draws: ExtrapolateDrawsOpt = None,
+    conditioning: ExtrapolateConditioningOpt = None,
+    invert_steps: InvertStepsOpt = None,
     decode_steps: DecodeStepsOpt = None,
     resize: ResizeOpt = "center-crop",
     fps: FpsOpt = 8.0,
     model: ModelOpt = None,
-    device: DeviceOpt = None,
+    device: OptionalDeviceOpt = None,
     dtype: DtypeOpt = "fp32",
     seed: SeedOpt = 0,
     out: OutOpt = Path("runs"),
@@ -266,16 +251,11 @@ def extrapolate(
             alpha=alpha, metric=metric, lam=lam, estimator=estimator, draws=draws, conditioning=conditioning,
             invert_steps=invert_steps, decode_steps=decode_steps, resize=resize,
             fps=fps, model=model, device=device, dtype=dtype, seed=seed, out=out, name=name, resume=resume)
-        cfg.validate()  # option errors before the progress display starts
-        set_threads(threads)
-        with RichProgress(quiet) as prog:
-            run = run_extrapolation(cfg, progress=prog)
-        s = _summary(run)
-        if as_json:
-            typer.echo(json.dumps(s, indent=2))
-        elif not quiet and s:
-            typer.echo(f"{run.name}: {s.get('steps')} steps of {_num(s.get('step_size'))} × d "
-                       f"(d = {_num(s.get('reference_distance'))}, from {s.get('source')}); "
-                       f"{s.get('frames_decoded')} frames decoded; log-density change "
-                       f"{_num((s.get('log_density') or [0])[-1])} nats")
-        typer.echo(str(run))
+        run_job(run_extrapolation, cfg, threads, quiet, as_json, _print_extrapolation)
+
+
+def _print_extrapolation(run: Path, s: dict[str, Any]) -> None:
+    typer.echo(f"{run.name}: {s.get('steps')} steps of {_num(s.get('step_size'))} × d "
+               f"(d = {_num(s.get('reference_distance'))}, from {s.get('source')}); "
+               f"{s.get('frames_decoded')} frames decoded; log-density change "
+               f"{_num((s.get('log_density') or [0])[-1])} nats")

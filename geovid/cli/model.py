@@ -5,20 +5,18 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from geovid.cli import app
 from geovid.cli.common import DeviceOpt, DtypeOpt, ModelOpt, QuietOpt, RichProgress, SeedOpt, user_errors
 
 model_app = typer.Typer(help="Inspect and evaluate diffusion models (the bundled tiny SD, SD2, any SD folder).",
                         no_args_is_help=True)
-app.add_typer(model_app, name="model")
 
 
-@app.command()
 def sample(
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text prompt, e.g. \"a red sphere left of a "
                                         "blue cube\" (the bundled model knows the world's caption words).")],
@@ -125,7 +123,18 @@ def model_evaluate(
         typer.echo(str(out))
 
 
-@app.command()
+TrainCropOpt = Annotated[int | None, typer.Option("--crop", help="VAE: train on random N×N crops for the first "
+    "75 % of the budget (0: full images; default: half the "
+    "resolution, or 0 with --resume).")]
+TrainScenesOpt = Annotated[int, typer.Option("--scenes", help="cache: number of training scenes (seeds 0…N-1).")
+    ]
+TrainArtefactsOpt = Annotated[float, typer.Option("--artefacts", help="cache: share of degraded scenes with "
+    "artefact captions (the negative prompt's vocabulary).")]
+TrainRefreshOpt = Annotated[str | None, typer.Option("--refresh", help="cache: re-encode only the finished rows of "
+    "these artefact kinds (comma-separated) after a change to "
+    "them.")]
+
+
 def train(
     stage: Annotated[str, typer.Argument(help="vae, cache (render + encode the UNet's latent training set "
                                          "once), unet, or all (vae then unet).")],
@@ -140,9 +149,7 @@ def train(
                                       "seconds-sized smoke test).")] = "bundled",
     log_every: Annotated[int, typer.Option("--log-every", help="Print a progress line every N steps "
                                            "(when not on a terminal).")] = 50,
-    crop: Annotated[int | None, typer.Option("--crop", help="VAE: train on random N×N crops for the first "
-                                             "75 % of the budget (0: full images; default: half the "
-                                             "resolution, or 0 with --resume).")] = None,
+    crop: TrainCropOpt = None,
     object_weight: Annotated[float, typer.Option("--object-weight", help="VAE: extra pixel-loss weight on "
                                                  "objects.")] = 4.0,
     chroma_weight: Annotated[float, typer.Option("--chroma-weight", help="VAE: weight of the colour-deviation "
@@ -157,13 +164,9 @@ def train(
                                          "(0: none; use several when training on a GPU).")] = 0,
     cache: Annotated[Path | None, typer.Option("--cache", help="Latent cache folder: `cache` writes it, "
                                                "`unet` trains from it (no rendering or VAE in the loop).")] = None,
-    scenes: Annotated[int, typer.Option("--scenes", help="cache: number of training scenes (seeds 0…N-1).")
-                      ] = 300_000,
-    artefacts: Annotated[float, typer.Option("--artefacts", help="cache: share of degraded scenes with "
-                                             "artefact captions (the negative prompt's vocabulary).")] = 0.15,
-    refresh: Annotated[str | None, typer.Option("--refresh", help="cache: re-encode only the finished rows of "
-                                                "these artefact kinds (comma-separated) after a change to "
-                                                "them.")] = None,
+    scenes: TrainScenesOpt = 300_000,
+    artefacts: TrainArtefactsOpt = 0.15,
+    refresh: TrainRefreshOpt = None,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
@@ -185,35 +188,16 @@ def train(
         if stage not in ("vae", "cache", "unet", "all"):
             raise InputError(f"stage must be vae, cache, unet or all, got {stage!r}")
         if stage == "cache":
-            from geovid.model.cache import build_latent_cache
-
-            if cache is None:
-                raise InputError("give the cache folder: --cache DIR")
-            if refresh:
-                from geovid.model.cache import refresh_latent_cache
-
-                with _train_progress(quiet, 1) as prog:
-                    counts = refresh_latent_cache(out, cache, [k.strip() for k in refresh.split(",") if k.strip()],
-                                                  workers=workers, progress=prog)
-                typer.echo(f"latent cache {cache}: re-encoded {counts}")
-                return
-            with _train_progress(quiet, 1) as prog:
-                man = build_latent_cache(out, cache, n=scenes, artefact_fraction=artefacts, seed=seed,
-                                         workers=max(1, workers), progress=prog)
-            typer.echo(f"latent cache {cache}: {man['n']} scenes ({man['kinds']}) in {man['seconds']:.0f} s")
+            _latent_cache(out, cache, refresh, scenes, artefacts, seed, workers, quiet)
             return
         if size not in ("bundled", "tiny"):
             raise InputError(f"--size must be bundled or tiny, got {size!r}")
         spec = BUNDLED if size == "bundled" else TINY
         dev = resolve_device(None if device == "auto" else device)
 
-        def cfg(default_batch: int, default_lr: float) -> TrainConfig:
-            return TrainConfig(steps=steps if steps is not None else 100_000, batch=batch or default_batch,
-                               lr=lr or default_lr, seed=seed, minutes=minutes, threads=threads,
-                               resume=resume, device=dev, workers=workers,
-                               checkpoint_minutes=checkpoint_minutes,
-                               warmup=min(100, max(1, (steps or 1000) // 10)))
-
+        base = TrainConfig(steps=steps if steps is not None else 100_000, seed=seed, minutes=minutes,
+                           threads=threads, resume=resume, device=dev, workers=workers,
+                           checkpoint_minutes=checkpoint_minutes, warmup=min(100, max(1, (steps or 1000) // 10)))
         if steps is None and minutes is None:
             raise InputError("give a budget: --steps N and/or --minutes M")
         start = time.monotonic()
@@ -221,14 +205,42 @@ def train(
         with _train_progress(quiet, log_every) as prog:
             if stage in ("vae", "all"):
                 vae_crop = crop if crop is not None else (0 if resume else None)
-                summaries.append(train_vae(out, cfg(16, 1e-3), spec, crop=vae_crop, object_weight=object_weight,
-                                           chroma_weight=chroma_weight, progress=prog))
+                summaries.append(train_vae(out, replace(base, batch=batch or 16, lr=lr or 1e-3), spec, crop=vae_crop,
+                                           object_weight=object_weight, chroma_weight=chroma_weight, progress=prog))
             if stage in ("unet", "all"):
-                summaries.append(train_unet(out, cfg(32, 5e-4), spec, cache=cache, progress=prog))
-        for s in summaries:
-            (out / f"train-{s['stage']}.json").write_text(json.dumps(s, indent=2))
-            typer.echo(f"{s['stage']}: {s['steps']} steps in {s['seconds']:.0f} s, final loss {s['loss']:.4g}")
-        typer.echo(f"total time {time.monotonic() - start:.0f} s; model folder {out}")
+                summaries.append(train_unet(out, replace(base, batch=batch or 32, lr=lr or 5e-4), spec, cache=cache,
+                                            progress=prog))
+        _report_training(out, summaries, start)
+
+
+def _latent_cache(out: Path, cache: Path | None, refresh: str | None, scenes: int, artefacts: float, seed: int,
+                  workers: int, quiet: bool) -> None:
+    """``geovid train cache``: build (or resume) the UNet's latent training set, or re-encode some kinds."""
+    from geovid.errors import InputError
+    from geovid.model.cache import build_latent_cache
+
+    if cache is None:
+        raise InputError("give the cache folder: --cache DIR")
+    if refresh:
+        from geovid.model.cache import refresh_latent_cache
+
+        with _train_progress(quiet, 1) as prog:
+            counts = refresh_latent_cache(out, cache, [k.strip() for k in refresh.split(",") if k.strip()],
+                                          workers=workers, progress=prog)
+        typer.echo(f"latent cache {cache}: re-encoded {counts}")
+        return
+    with _train_progress(quiet, 1) as prog:
+        man = build_latent_cache(out, cache, n=scenes, artefact_fraction=artefacts, seed=seed,
+                                 workers=max(1, workers), progress=prog)
+    typer.echo(f"latent cache {cache}: {man['n']} scenes ({man['kinds']}) in {man['seconds']:.0f} s")
+
+
+def _report_training(out: Path, summaries: list[dict[str, Any]], start: float) -> None:
+    """Write each stage's ``train-<stage>.json`` into the model folder and print one line per stage."""
+    for s in summaries:
+        (out / f"train-{s['stage']}.json").write_text(json.dumps(s, indent=2))
+        typer.echo(f"{s['stage']}: {s['steps']} steps in {s['seconds']:.0f} s, final loss {s['loss']:.4g}")
+    typer.echo(f"total time {time.monotonic() - start:.0f} s; model folder {out}")
 
 
 class _train_progress:

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from geovid.cli import app
 from geovid.cli.common import QuietOpt, RichProgress, user_errors
 
 
@@ -30,7 +29,6 @@ def _num(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.6g}"
 
 
-@app.command()
 def toy(
     density: Annotated[Path | None, typer.Option(
         "--density", help='JSON mixture: {"weights": [...], "means": [[x, y], ...], "covs": [[[a, b], [c, d]], ...]}. '

@@ -7,13 +7,11 @@ from typing import Annotated
 
 import typer
 
-from geovid.cli import app
 from geovid.cli.common import user_errors
 
 _RENDERERS = ("auto", "halfblock", "sixel", "tgp", "none")
 
 
-@app.command("tui")
 def tui(
     runs_dir: Annotated[Path, typer.Argument(help="Runs folder to browse (need not exist yet).")] = Path("runs"),
     images: Annotated[str, typer.Option(

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from geovid.cli import app
 from geovid.cli.common import QuietOpt, RichProgress, user_errors
 
 world_app = typer.Typer(
@@ -16,11 +15,9 @@ world_app = typer.Typer(
          "and a plausibility checker.",
     no_args_is_help=True,
 )
-app.add_typer(world_app, name="world")
 
 _MOTIONS = ("linear", "accelerate", "orbit", "appear", "colour", "jitter")  # mirrors geovid.world.clips.MOTIONS
 _IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-_VIDEO_EXT = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".gif")
 
 SceneSeedOpt = Annotated[int, typer.Option("--seed", help="Scene seed; the same seed gives identical pixels.")]
 SizeOpt = Annotated[int, typer.Option("--size", help="Image width and height in pixels (8-1024).")]
@@ -80,8 +77,11 @@ def clip_cmd(
             raise InputError(f"--frames must be between 2 and 1000, got {frames}")
         if not 0 < fps <= 240:
             raise InputError(f"--fps must be in (0, 240], got {fps}")
-        if out.suffix.lower() not in _VIDEO_EXT:
-            raise InputError(f"unsupported video extension {out.suffix!r} (use {', '.join(_VIDEO_EXT)})")
+        from geovid.media.formats import WRITABLE_VIDEO_EXTENSIONS
+
+        if out.suffix.lower() not in WRITABLE_VIDEO_EXTENSIONS:
+            raise InputError(f"unsupported video extension {out.suffix!r} "
+                             f"(use {', '.join(WRITABLE_VIDEO_EXTENSIONS)})")
         from geovid.world.clips import make_clip
 
         imgs, _, cap = make_clip(motion, frames, seed, size)

@@ -9,18 +9,17 @@ sphere, v projected onto its tangent and rescaled to the initial speed (docs/met
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from geovid.errors import InputError, SolverError
+from geovid.geometry import ScoreFn
 from geovid.geometry.bvp import CountingScore
+from geovid.geometry.metrics import Metric
 from geovid.geometry.paths import Sphere, end_tangent
 from geovid.progress import ProgressFn, null_progress
-
-ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -57,7 +56,7 @@ def initial_velocity(path: torch.Tensor, sphere: Sphere, speed: float | None = N
     return tan * speed
 
 
-def solve_ivp(x0: torch.Tensor, v0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere | None = None,
+def solve_ivp(x0: torch.Tensor, v0: torch.Tensor, score_fn: ScoreFn, metric: Metric, sphere: Sphere | None = None,
               steps: int = 16, step_size: float | None = None, horizon: float = 1.0,
               progress: ProgressFn = null_progress) -> IVPResult:
     """Integrate the geodesic ODE from (x0, v0) with RK4 (docs/method.md §6).

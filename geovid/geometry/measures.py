@@ -11,16 +11,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from geovid.geometry import ScoreFn
 from geovid.geometry.paths import Sphere, curvature_vectors
 
-ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+if TYPE_CHECKING:
+    from geovid.geometry.metrics import Metric
 
 
-def residual_vectors(x: torch.Tensor, s_interior: torch.Tensor, metric: Any, sphere: Sphere,
+def residual_vectors(x: torch.Tensor, s_interior: torch.Tensor, metric: Metric, sphere: Sphere,
                      score_fn: ScoreFn | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Geodesic gradient r at the interior points (docs/method.md §3): r = N[P κ] + metric.force.
 
@@ -50,7 +52,7 @@ def midpoint_log_density(x: torch.Tensor, s: torch.Tensor, ell: torch.Tensor) ->
     return ell[:-1] + ((3 * s[:-1] + s[1:]) * dx).sum(-1) / 8
 
 
-def log_relative_length(x: torch.Tensor, s: torch.Tensor, metric: Any) -> float:
+def log_relative_length(x: torch.Tensor, s: torch.Tensor, metric: Metric) -> float:
     """log L̃ with L̃ = Σ_i exp(log w(m_i) − log w(x₀)) ‖Δx_i‖ (docs/method.md §3), by logsumexp."""
     ell = log_density_profile(x, s)
     mid = midpoint_log_density(x, s, ell)
@@ -96,7 +98,7 @@ def _safe_exp(v: float) -> float:
     return math.exp(v) if v < 700 else math.inf
 
 
-def path_measures(x: torch.Tensor, s: torch.Tensor, metric: Any, sphere: Sphere,
+def path_measures(x: torch.Tensor, s: torch.Tensor, metric: Metric, sphere: Sphere,
                   times: torch.Tensor | None = None, score_fn: ScoreFn | None = None,
                   network_calls: int = 0) -> PathMeasures:
     """All measures of a path x (n, D) given the scores s (n, D) at every point (endpoints included).

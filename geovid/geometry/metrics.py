@@ -15,14 +15,28 @@ density one (the Levi-Civita acceleration ∇_γ̇ γ̇ must be parallel to γ̇
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import torch
 
 from geovid.errors import InputError
+from geovid.geometry import ScoreFn
 from geovid.geometry.paths import Sphere
 
-ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+
+@runtime_checkable
+class Metric(Protocol):
+    """What the solvers and the measures need from a Riemannian metric (see the module docstring)."""
+
+    name: str
+    needs_hvp: bool
+
+    def force(self, x: torch.Tensor, unit_t: torch.Tensor, s: torch.Tensor, sphere: Sphere,
+              score_fn: ScoreFn | None = None) -> torch.Tensor: ...
+    def acceleration(self, x: torch.Tensor, v: torch.Tensor, s: torch.Tensor, sphere: Sphere,
+                     score_fn: ScoreFn | None = None) -> torch.Tensor: ...
+    def segment_log_weights(self, rel_log_density_mid: torch.Tensor) -> torch.Tensor: ...
+    def energy(self, dx: torch.Tensor, rel_log_density_mid: torch.Tensor, s_mid: torch.Tensor) -> torch.Tensor: ...
 
 
 def _normal(v: torch.Tensor, unit_t: torch.Tensor) -> torch.Tensor:
@@ -58,6 +72,11 @@ class DensityMetric:
         if not alpha > 0:
             raise InputError(f"alpha must be positive, got {alpha}")
         self.alpha = float(alpha)
+
+    @classmethod
+    def from_options(cls, *, alpha: float, lam: float, hvp: str) -> DensityMetric:
+        """The metric from :func:`make_metric`'s options: it takes α (λ and hvp belong to the score metric)."""
+        return cls(alpha)
 
     def force(self, x: torch.Tensor, unit_t: torch.Tensor, s: torch.Tensor, sphere: Sphere,
               score_fn: ScoreFn | None = None) -> torch.Tensor:
@@ -96,6 +115,11 @@ class ScoreMetric:
         self.lam = float(lam)
         self.hvp = hvp
 
+    @classmethod
+    def from_options(cls, *, alpha: float, lam: float, hvp: str) -> ScoreMetric:
+        """The metric from :func:`make_metric`'s options: it takes λ and hvp (α belongs to the density metric)."""
+        return cls(lam, hvp)
+
     def _christoffel(self, x: torch.Tensor, v: torch.Tensor, s: torch.Tensor, score_fn: ScoreFn | None) -> torch.Tensor:
         if score_fn is None:
             raise InputError("the score metric needs the score function for Hessian-vector products")
@@ -124,13 +148,12 @@ class ScoreMetric:
         return torch.log(e.clamp_min(1e-300))
 
 
-METRICS = {"density": DensityMetric, "score": ScoreMetric}
+METRICS: dict[str, type[DensityMetric] | type[ScoreMetric]] = {"density": DensityMetric, "score": ScoreMetric}
 
 
-def make_metric(name: str, alpha: float = 1.0, lam: float = 1000.0, hvp: str = "autograd") -> DensityMetric | ScoreMetric:
-    """Build a metric by name: ``density`` (parameter α) or ``score`` (parameter λ)."""
-    if name == "density":
-        return DensityMetric(alpha)
-    if name == "score":
-        return ScoreMetric(lam, hvp)
-    raise InputError(f"unknown metric {name!r}; choose from density, score")
+def make_metric(name: str, alpha: float = 1.0, lam: float = 1000.0, hvp: str = "autograd") -> Metric:
+    """Build a metric of :data:`METRICS` by name: ``density`` (parameter α) or ``score`` (parameters λ, hvp)."""
+    cls = METRICS.get(name)
+    if cls is None:
+        raise InputError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
+    return cls.from_options(alpha=alpha, lam=lam, hvp=hvp)

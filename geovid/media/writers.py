@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from geovid.errors import InputError
-
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mkv", ".mov", ".avi", ".webm")
+from geovid.media.formats import ENCODED_VIDEO_EXTENSIONS
 
 # (codec, pix_fmt_out, extra output params). CRF 12 keeps PSNR > 40 dB on world clips at 64x64; a short GOP keeps
 # seeking cheap for frame-exact readers.
@@ -94,7 +93,7 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float = 8.0
     if ext == ".gif":
         return write_gif(frames, path, fps)
     if ext not in _CODECS:
-        raise InputError(f"unsupported video extension {path.suffix!r} (use {', '.join(VIDEO_EXTENSIONS)} or .gif)")
+        raise InputError(f"unsupported video extension {path.suffix!r} (use {', '.join(ENCODED_VIDEO_EXTENSIONS)} or .gif)")
     if not fps > 0:
         raise InputError(f"fps must be > 0, got {fps}")
     data = [_even(f) for f in _check_frames(frames)]

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from geovid.backbones.base import Backbone
 from geovid.model.data import heldout_seeds, psnr, render_scenes, tensor_to_images
 from geovid.progress import ProgressFn, null_progress
 
@@ -53,7 +54,7 @@ LOSS_TIMESTEPS: tuple[int, ...] = (50, 150, 250, 350, 450, 550, 650, 750, 850, 9
 
 
 @torch.no_grad()
-def denoising_loss(backbone: Any, z0: torch.Tensor, cond: torch.Tensor,
+def denoising_loss(backbone: Backbone, z0: torch.Tensor, cond: torch.Tensor,
                    timesteps: tuple[int, ...] = LOSS_TIMESTEPS, seed: int = 0) -> torch.Tensor:
     """Per-image ε-prediction MSE averaged over ``timesteps`` with fixed noises: an ELBO proxy.
 
@@ -73,7 +74,7 @@ def denoising_loss(backbone: Any, z0: torch.Tensor, cond: torch.Tensor,
     return out / len(timesteps)
 
 
-def evaluate(backbone: Any, n: int = 100, guidance: float = 5.0, steps: int = 50, noise_level: float = 0.6,
+def evaluate(backbone: Backbone, n: int = 100, guidance: float = 5.0, steps: int = 50, noise_level: float = 0.6,
              seed: int = 0, n_samples: int | None = None, samples_out: list[tuple[str, np.ndarray]] | None = None,
              artefacts: bool = True, n_artefacts: int = 100, smoothness: bool = True,
              progress: ProgressFn = null_progress) -> dict[str, Any]:
@@ -96,24 +97,47 @@ def evaluate(backbone: Any, n: int = 100, guidance: float = 5.0, steps: int = 50
         ``{"vae_psnr": {...}, "roundtrip_psnr": {...}, "sample_pass_rate": {...}, ...}``; each measurement has
         ``value`` (the headline number), ``target``, ``passed`` and details.
     """
-    from geovid.world.checker import check
-    from geovid.world.scene import parse_caption
-
     res: dict[str, Any] = {"model": backbone.name, "n": n, "heldout_seed_start": heldout_seeds(1)[0]}
     t0 = time.monotonic()
     size = int(backbone.resolution)
     images, captions = render_scenes(heldout_seeds(n), size=size)
+    z0, rec, res["vae_psnr"] = _vae_reconstruction(backbone, images)
+    progress("vae", 1, 1, {"psnr": res["vae_psnr"]["value"]})
+    res["roundtrip_psnr"] = _roundtrip(backbone, images, captions, z0, rec, noise_level, steps, progress)
+    m = n if n_samples is None else n_samples
+    caps = captions[:m] if m <= n else render_scenes(heldout_seeds(m), size=size)[1]
+    res["sample_pass_rate"] = _sample_pass_rate(backbone, caps, guidance, steps, seed, samples_out, progress)
+    if artefacts:
+        res.update(artefact_awareness(backbone, n=n_artefacts, progress=progress))
+    if smoothness:
+        res["path_smoothness"] = path_smoothness(backbone, noise_level=noise_level, steps=steps,
+                                                 progress=progress)
+    for key, target in TARGETS.items():
+        if key not in res:
+            continue
+        res[key]["target"] = target
+        res[key]["passed"] = bool(res[key]["value"] >= target)
+    res["seconds"] = round(time.monotonic() - t0, 1)
+    return res
 
-    # 1. VAE reconstruction.
+
+def _vae_reconstruction(backbone: Backbone, images: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """1. The latents z₀ of ``images``, their reconstructions, and the PSNR of those (and how many look
+    plausible)."""
+    from geovid.world.checker import check
+
     z0 = backbone.encode(images)
     rec = backbone.decode(z0)
     p_vae = psnr(rec, images)
-    res["vae_psnr"] = {"value": float(p_vae.mean()), **_stats(p_vae)}
-    rec_checks = [check(img) for img in tensor_to_images(rec)]
-    res["vae_psnr"]["reconstructions_plausible"] = float(np.mean([c.plausible for c in rec_checks]))
-    progress("vae", 1, 1, {"psnr": res["vae_psnr"]["value"]})
+    out = {"value": float(p_vae.mean()), **_stats(p_vae)}
+    out["reconstructions_plausible"] = float(np.mean([check(img).plausible for img in tensor_to_images(rec)]))
+    return z0, rec, out
 
-    # 2. Invert to ν and denoise back (per-scene caption as the condition, guidance 1 as the reference).
+
+def _roundtrip(backbone: Backbone, images: torch.Tensor, captions: list[str], z0: torch.Tensor, rec: torch.Tensor,
+               noise_level: float, steps: int, progress: ProgressFn) -> dict[str, Any]:
+    """2. Invert to ν and denoise back (per-scene caption as the condition, guidance 1 as the reference)."""
     t = backbone.noise_level_to_timestep(noise_level, steps)
     cond = torch.cat([backbone.embed_prompt(c) for c in captions])
     calls0 = backbone.network_calls
@@ -125,15 +149,20 @@ def evaluate(backbone: Any, n: int = 100, guidance: float = 5.0, steps: int = 50
     p_rt = psnr(back, images)
     p_rt_vae = psnr(back, rec)
     lat_err = ((z1 - z0).flatten(1).norm(dim=1) / z0.flatten(1).norm(dim=1))
-    res["roundtrip_psnr"] = {
+    return {
         "value": float(p_rt.mean()), **_stats(p_rt), "noise_level": noise_level, "timestep": t,
         "guidance": 1.0, "condition": "caption", "psnr_vs_vae_reconstruction": float(p_rt_vae.mean()),
         "latent_relative_error": float(lat_err.mean()), "network_calls": backbone.network_calls - calls0,
     }
 
-    # 3. Text-to-image samples judged by the checker (one batch per chunk, a caption per row).
-    m = n if n_samples is None else n_samples
-    caps = captions[:m] if m <= n else render_scenes(heldout_seeds(m), size=size)[1]
+
+def _sample_pass_rate(backbone: Backbone, caps: list[str], guidance: float, steps: int, seed: int,
+                      samples_out: list[tuple[str, np.ndarray]] | None, progress: ProgressFn) -> dict[str, Any]:
+    """3. Text-to-image samples judged by the checker (one batch per chunk, a caption per row)."""
+    from geovid.world.checker import check
+    from geovid.world.scene import parse_caption
+
+    m = len(caps)
     passed, plausible, colours, matches, reasons, counts = [], [], [], [], {}, []
     uncond = backbone.embed_prompt("")
     t_top = int(backbone.timesteps(steps)[0])
@@ -158,7 +187,7 @@ def evaluate(backbone: Any, n: int = 100, guidance: float = 5.0, steps: int = 50
             for why in r.reasons:
                 key = _reason_kind(why)
                 reasons[key] = reasons.get(key, 0) + 1
-    res["sample_pass_rate"] = {
+    return {
         "value": float(np.mean(passed)), "plausible": float(np.mean(plausible)),
         "colours_match": float(np.mean(colours)), "matches_caption": float(np.mean(matches)),
         "guidance": guidance, "steps": steps, "n": m, "failure_reasons": reasons,
@@ -166,21 +195,9 @@ def evaluate(backbone: Any, n: int = 100, guidance: float = 5.0, steps: int = 50
                                 "value": float(np.mean([p for p, c in zip(passed, counts) if c == k]))}
                        for k in sorted(set(counts))},
     }
-    if artefacts:
-        res.update(artefact_awareness(backbone, n=n_artefacts, progress=progress))
-    if smoothness:
-        res["path_smoothness"] = path_smoothness(backbone, noise_level=noise_level, steps=steps,
-                                                 progress=progress)
-    for key, target in TARGETS.items():
-        if key not in res:
-            continue
-        res[key]["target"] = target
-        res[key]["passed"] = bool(res[key]["value"] >= target)
-    res["seconds"] = round(time.monotonic() - t0, 1)
-    return res
 
 
-def artefact_awareness(backbone: Any, n: int = 100, seed: int = 0,
+def artefact_awareness(backbone: Backbone, n: int = 100, seed: int = 0,
                        progress: ProgressFn = null_progress) -> dict[str, Any]:
     """Does the model know what its negative prompt describes? (item 4 of the module docstring).
 
@@ -229,7 +246,7 @@ def _step_cosines(path: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cosine_similarity(d[1:], d[:-1], dim=1)
 
 
-def path_smoothness(backbone: Any, clips: int = 6, frames: int = 12, noise_level: float = 0.6, steps: int = 50,
+def path_smoothness(backbone: Backbone, clips: int = 6, frames: int = 12, noise_level: float = 0.6, steps: int = 50,
                     progress: ProgressFn = null_progress) -> dict[str, Any]:
     """Median cosine between consecutive steps of world clips (item 5 of the module docstring).
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from geovid.backbones.base import Backbone
 from geovid.model.data import tensor_to_images
 
 
-def sample_images(backbone: Any, prompt: str, n: int = 4, steps: int = 50, guidance: float = 5.0, seed: int = 0,
+def sample_images(backbone: Backbone, prompt: str, n: int = 4, steps: int = 50, guidance: float = 5.0, seed: int = 0,
                   negative_prompt: str | None = None,
                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """``n`` samples for ``prompt`` (DDIM, CFG ``guidance``): (n, H, W, 3) uint8.
@@ -63,7 +63,7 @@ def grid(rows: Sequence[np.ndarray], pad: int = 2, fill: int = 255) -> np.ndarra
     return out
 
 
-def prompt_grid(backbone: Any, prompts: Sequence[str], seeds: Sequence[int], steps: int = 50,
+def prompt_grid(backbone: Backbone, prompts: Sequence[str], seeds: Sequence[int], steps: int = 50,
                 guidance: float = 5.0, scale: int = 1) -> np.ndarray:
     """A grid image: one row per prompt, one column per seed (nearest-neighbour enlarged ``scale`` times)."""
     rows = []

@@ -247,6 +247,87 @@ def _load_vae(out: Path) -> Any:
         return AutoencoderKL.from_pretrained(str(out / "vae"))
 
 
+def _text_and_unet(out: Path, cfg: TrainConfig, spec: ModelSpec) -> tuple[Any, Any, Any]:
+    """Tokenizer, text encoder and UNet in training mode: the saved ones (``cfg.resume``) or new ones."""
+    if cfg.resume:
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        from geovid.backbones.loader import quiet_libraries
+
+        with quiet_libraries():
+            tokenizer = CLIPTokenizer.from_pretrained(str(out / "tokenizer"))
+            text_encoder = CLIPTextModel.from_pretrained(str(out / "text_encoder")).train()
+            unet = UNet2DConditionModel.from_pretrained(str(out / "unet")).train()
+        return tokenizer, text_encoder, unet
+    tokenizer = build_tokenizer(out / "tokenizer")
+    text_encoder = build_text_encoder(tokenizer, spec, seed=cfg.seed).train()
+    unet = build_unet(spec, cross_attention_dim=text_encoder.config.hidden_size).train()
+    return tokenizer, text_encoder, unet
+
+
+#: One training batch: captions, and the VAE posterior's mean and std of their scenes (CPU tensors).
+_Batch = tuple[list[str], torch.Tensor, torch.Tensor]
+
+
+def _posterior_batches(out: Path, cfg: TrainConfig, spec: ModelSpec, vae: Any, cache: str | Path | None,
+                       gen: torch.Generator) -> tuple[Any, Any]:
+    """(a function that draws the next batch, the latent cache or None): from the cache (indices drawn with
+    ``gen``), else scenes rendered and encoded on the fly."""
+    if cache is not None:
+        from geovid.model.cache import load_latent_cache
+
+        data = load_latent_cache(cache, out / "vae", partial=True)
+        if tuple(data.mean.shape[1:]) != (spec.latent_channels, spec.latent_size, spec.latent_size):
+            raise ValueError(f"the cache holds latents of shape {tuple(data.mean.shape[1:])}, not this model's")
+
+        def cached() -> _Batch:
+            idx = torch.randint(0, len(data), (cfg.batch,), generator=gen)
+            return [data.captions[i] for i in idx.tolist()], data.mean[idx].float(), data.std[idx].float()
+
+        return cached, data
+    stream = scene_stream(cfg.batch, size=spec.resolution, seed=cfg.seed + 1, workers=cfg.workers)
+
+    def encoded() -> _Batch:
+        x, captions = next(stream)
+        with torch.no_grad():
+            post = vae.encode(x.to(cfg.device) * 2 - 1).latent_dist
+            return captions, post.mean.cpu(), post.std.cpu()
+
+    return encoded, None
+
+
+@dataclass
+class _Denoiser:
+    """Text encoder + UNet and the schedule: the min-SNR-weighted ε-prediction loss of a batch."""
+
+    tokenizer: Any
+    text_encoder: Any
+    unet: Any
+    acp: torch.Tensor
+    weights: torch.Tensor
+    num_train_timesteps: int
+    device: str
+
+    def loss(self, batch: _Batch, scale: float, caption_dropout: float, gen: torch.Generator) -> torch.Tensor:
+        captions, mean, std = batch
+        drop = torch.rand(len(captions), generator=gen) < caption_dropout
+        captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
+        # Posterior sample with CPU-drawn noise (same numbers on every device).
+        z0 = ((mean + std * torch.randn(mean.shape, generator=gen)) * scale).to(self.device)
+        noise = torch.randn(z0.shape, generator=gen).to(self.device)
+        t = torch.randint(0, self.num_train_timesteps, (z0.shape[0],), generator=gen)
+        a = self.acp[t].view(-1, 1, 1, 1).to(self.device)
+        t = t.to(self.device)
+        xt = a.sqrt() * z0 + (1 - a).sqrt() * noise
+        ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids.to(self.device)
+        cond = self.text_encoder(ids)[0]
+        pred = self.unet(xt, t, encoder_hidden_states=cond).sample
+        per = (pred - noise).pow(2).flatten(1).mean(1)
+        return (per * self.weights[t]).mean()
+
+
 def train_unet(out: str | Path, cfg: TrainConfig | None = None, spec: ModelSpec = BUNDLED,
                caption_dropout: float = 0.1, ema_decay: float = 0.995, min_snr_gamma: float | None = 5.0,
                cache: str | Path | None = None, progress: ProgressFn = null_progress) -> dict[str, Any]:
@@ -276,20 +357,7 @@ def train_unet(out: str | Path, cfg: TrainConfig | None = None, spec: ModelSpec 
     out = Path(out)
     vae = _load_vae(out).to(cfg.device).eval().requires_grad_(False)
     scale = float(vae.config.scaling_factor)
-    if cfg.resume:
-        from diffusers import UNet2DConditionModel
-        from transformers import CLIPTextModel, CLIPTokenizer
-
-        from geovid.backbones.loader import quiet_libraries
-
-        with quiet_libraries():
-            tokenizer = CLIPTokenizer.from_pretrained(str(out / "tokenizer"))
-            text_encoder = CLIPTextModel.from_pretrained(str(out / "text_encoder")).train()
-            unet = UNet2DConditionModel.from_pretrained(str(out / "unet")).train()
-    else:
-        tokenizer = build_tokenizer(out / "tokenizer")
-        text_encoder = build_text_encoder(tokenizer, spec, seed=cfg.seed).train()
-        unet = build_unet(spec, cross_attention_dim=text_encoder.config.hidden_size).train()
+    tokenizer, text_encoder, unet = _text_and_unet(out, cfg, spec)
     scheduler = build_scheduler()
     text_encoder.to(cfg.device)
     unet.to(cfg.device)
@@ -299,45 +367,17 @@ def train_unet(out: str | Path, cfg: TrainConfig | None = None, spec: ModelSpec 
     acp = scheduler.alphas_cumprod.float()
     snr = acp / (1 - acp)
     weights = ((snr.clamp(max=min_snr_gamma) / snr) if min_snr_gamma else torch.ones_like(snr)).to(cfg.device)
+    denoiser = _Denoiser(tokenizer, text_encoder, unet, acp, weights, scheduler.config.num_train_timesteps,
+                         cfg.device)
     gen = torch.Generator().manual_seed(cfg.seed)
     budget = _Budget(cfg)
-    if cache is not None:
-        from geovid.model.cache import load_latent_cache
-
-        data = load_latent_cache(cache, out / "vae", partial=True)
-        if tuple(data.mean.shape[1:]) != (spec.latent_channels, spec.latent_size, spec.latent_size):
-            raise ValueError(f"the cache holds latents of shape {tuple(data.mean.shape[1:])}, not this model's")
-    else:
-        stream = scene_stream(cfg.batch, size=spec.resolution, seed=cfg.seed + 1, workers=cfg.workers)
+    next_batch, data = _posterior_batches(out, cfg, spec, vae, cache, gen)
     last_save = time.monotonic()
     ema_loss = None
     step = 0
     while step < cfg.steps and budget.fraction(step) < 1.0:
         _set_lr(opt, budget.lr(step))
-        if cache is not None:
-            idx = torch.randint(0, len(data), (cfg.batch,), generator=gen)
-            captions = [data.captions[i] for i in idx.tolist()]
-            mean, std = data.mean[idx].float(), data.std[idx].float()
-        else:
-            x, captions = next(stream)
-            with torch.no_grad():
-                post = vae.encode(x.to(cfg.device) * 2 - 1).latent_dist
-                mean, std = post.mean.cpu(), post.std.cpu()
-        drop = torch.rand(len(captions), generator=gen) < caption_dropout
-        captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
-        # Posterior sample with CPU-drawn noise (same numbers on every device).
-        z0 = ((mean + std * torch.randn(mean.shape, generator=gen)) * scale).to(cfg.device)
-        noise = torch.randn(z0.shape, generator=gen).to(cfg.device)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (z0.shape[0],), generator=gen)
-        a = acp[t].view(-1, 1, 1, 1).to(cfg.device)
-        t = t.to(cfg.device)
-        xt = a.sqrt() * z0 + (1 - a).sqrt() * noise
-        ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
-                        truncation=True, return_tensors="pt").input_ids.to(cfg.device)
-        cond = text_encoder(ids)[0]
-        pred = unet(xt, t, encoder_hidden_states=cond).sample
-        per = (pred - noise).pow(2).flatten(1).mean(1)
-        loss = (per * weights[t]).mean()
+        loss = denoiser.loss(next_batch(), scale, caption_dropout, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -353,14 +393,14 @@ def train_unet(out: str | Path, cfg: TrainConfig | None = None, spec: ModelSpec 
             _save_pipeline(out, vae, text_encoder, tokenizer, unet, params, ema)
             last_save = time.monotonic()
     _save_pipeline(out, vae, text_encoder, tokenizer, unet, params, ema)
-    if cache is not None:
+    if data is not None:
         _write_extras(out, data.manifest)
     seconds = budget.elapsed()
     return {"stage": "unet", "steps": step, "seconds": round(seconds, 1), "loss": ema_loss,
             "samples_per_second": round(step * cfg.batch / max(seconds, 1e-9), 1),
             "ema_decay": ema_decay, "caption_dropout": caption_dropout, "min_snr_gamma": min_snr_gamma,
-            "cache": None if cache is None else {"path": str(cache), "scenes": len(data),
-                                                 "manifest": data.manifest},
+            "cache": None if data is None else {"path": str(cache), "scenes": len(data),
+                                                "manifest": data.manifest},
             "spec": asdict(spec), "config": asdict(cfg)}
 
 

@@ -11,7 +11,6 @@ Pure Python (no Rich, no Textual); pandas is imported only by :func:`load_per_fr
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import re
@@ -20,13 +19,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from geovid.runs.contract import DAMAGED, KINDS, MANIFEST, STATUSES, SUMMARY
+from geovid.runs.files import read_json_object
+
 if TYPE_CHECKING:
     import pandas as pd
 
-KINDS = ("analysis", "interpolation", "extrapolation")
-STATUSES = ("running", "complete", "interrupted", "failed")
-#: Status given to a folder whose manifest is missing or unreadable.
-DAMAGED = "damaged"
+__all__ = ["DAMAGED", "KINDS", "STATUSES", "RunRecord", "list_baselines", "list_frames", "list_plots",
+           "load_per_frame", "load_run", "read_manifest", "read_summary", "runs_signature", "scan_runs",
+           "sort_records"]
 
 _FRAME_RE = re.compile(r"^\d+\.png$", re.IGNORECASE)
 
@@ -96,30 +97,14 @@ def _parse_time(text: str | None) -> datetime | None:
         return None
 
 
-def _read_json(path: Path, problems: list[str], required: bool = True) -> dict[str, Any] | None:
-    """Read a JSON object; record (never raise) what goes wrong."""
-    rel = path.name
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        if required:
-            problems.append(f"{rel} missing")
-        return None
-    except OSError as exc:
-        problems.append(f"{rel} unreadable: {exc.strerror or exc}")
-        return None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except json.JSONDecodeError as exc:
-        problems.append(f"{rel} is not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})")
-        return None
-    except UnicodeDecodeError:
-        problems.append(f"{rel} is not valid UTF-8 text")
-        return None
-    if not isinstance(data, dict):
-        problems.append(f"{rel} is not a JSON object")
-        return None
-    return data
+def read_manifest(run: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A run folder's ``manifest.json`` as a dict; ``None`` when missing or invalid (never raises)."""
+    return read_json_object(Path(run) / MANIFEST)
+
+
+def read_summary(run: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A run folder's ``summary.json`` as a dict; ``None`` when missing or invalid (never raises)."""
+    return read_json_object(Path(run) / SUMMARY)
 
 
 def _num(value: Any) -> Number | None:
@@ -221,7 +206,7 @@ def load_run(path: str | os.PathLike[str]) -> RunRecord:
         record.problems.append("not a folder")
         return record
 
-    manifest = _read_json(run / "manifest.json", record.problems)
+    manifest = read_json_object(run / MANIFEST, record.problems)
     record.manifest = manifest
     if manifest is not None:
         name = manifest.get("name")
@@ -249,7 +234,7 @@ def load_run(path: str | os.PathLike[str]) -> RunRecord:
 
     # A running or failed run may legitimately have no summary yet.
     summary_required = record.status == "complete"
-    summary = _read_json(run / "summary.json", record.problems, required=summary_required)
+    summary = read_json_object(run / SUMMARY, record.problems, required=summary_required)
     record.summary = summary
     if record.kind == "unknown" and manifest is None:
         record.kind = _infer_kind(summary, run)
@@ -273,7 +258,7 @@ def _is_run_candidate(entry: os.DirEntry[str]) -> bool:
         return False
     path = Path(entry.path)
     # A batch folder only holds batch_summary.csv (run-directory.md, "Analysis batches").
-    return not ((path / "batch_summary.csv").exists() and not (path / "manifest.json").exists())
+    return not ((path / "batch_summary.csv").exists() and not (path / MANIFEST).exists())
 
 
 def scan_runs(runs_dir: str | os.PathLike[str]) -> list[RunRecord]:
@@ -391,6 +376,6 @@ def runs_signature(runs_dir: str | os.PathLike[str]) -> tuple[tuple[str, int, in
     except OSError:
         return ()
     return tuple(
-        (n, mtime(root / n), mtime(root / n / "manifest.json"), mtime(root / n / "summary.json"))
+        (n, mtime(root / n), mtime(root / n / MANIFEST), mtime(root / n / SUMMARY))
         for n in names
     )

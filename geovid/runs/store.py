@@ -3,7 +3,7 @@
 A :class:`Run` owns one folder ``RUNS_DIR/NAME/``. It is created, never overwritten;
 ``manifest.json`` is written first with ``status: "running"`` and rewritten at every phase
 end; every JSON file is written atomically (``*.tmp`` then ``os.replace``) so a reader never
-sees half a file; tables go out as both CSV and Parquet. :meth:`Run.guard` wraps a whole job:
+sees half a file (one writer, :func:`geovid.runs.files.atomic_output`); tables go out as both CSV and Parquet. :meth:`Run.guard` wraps a whole job:
 Ctrl-C leaves the run ``interrupted``, any other exception ``failed`` with a one-line
 ``error``, and a run is ``complete`` only once :meth:`Run.complete` has checked that every
 required output exists.
@@ -24,13 +24,10 @@ Nothing here imports torch, pandas or PIL at module level: they are imported whe
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as _dt
 import json
-import math
 import os
 import platform
-import re
 import sys
 import time
 import traceback
@@ -43,93 +40,21 @@ import numpy as np
 
 from geovid.errors import GeovidError, InputError
 from geovid.progress import Cancelled
+from geovid.runs.contract import KINDS, MANIFEST, REQUIRED_FILES, RESUMABLE, SCHEMA, STATUSES
+from geovid.runs.files import atomic_output, atomic_write_bytes, dumps_json, read_json_object, to_jsonable
+from geovid.runs.names import check_name, default_stem, make_default_dir
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA = 1
-KINDS = ("analysis", "interpolation", "extrapolation")
-STATUSES = ("running", "complete", "interrupted", "failed")
-RESUMABLE = ("running", "interrupted", "failed")
-MANIFEST = "manifest.json"
-# Outputs every finished run of a kind has (docs/run-directory.md; the same folders the TUI's catalog
-# flags when missing). A trailing "/" means a non-empty folder. Jobs add their own with Run.expect()
-# or complete(required=...) (plots, strip.png, video.mp4, ... depend on options).
-_COMMON = ("summary.json", "per_frame.csv", "per_frame.parquet", "frames/")
-REQUIRED_FILES: dict[str, tuple[str, ...]] = {
-    "analysis": (*_COMMON, "optimised/"),
-    "interpolation": (*_COMMON, "baselines/"),
-    "extrapolation": _COMMON,
-}
-_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@=-]*$")
+# Re-exported: the contract's names and the file primitives were defined here before geovid.runs.contract and
+# geovid.runs.files.
+__all__ = ["KINDS", "MANIFEST", "REQUIRED_FILES", "RESUMABLE", "SCHEMA", "STATUSES", "Run", "atomic_write_bytes",
+           "one_line", "to_jsonable"]
+
 _VERSIONED = ("geovid", "torch", "diffusers", "numpy")
 # Throttle for manifest rewrites caused by network-call counting alone (phase ends always write).
 _COUNTER_WRITE_INTERVAL_S = 2.0
-
-
-# --------------------------------------------------------------------------- JSON safety
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Convert ``obj`` to plain JSON types.
-
-    numpy scalars/arrays and tensors become numbers/lists, Paths strings, tuples and sets
-    lists, dataclasses dicts, datetimes ISO strings; non-finite floats (NaN, ±inf) become
-    ``None`` because JSON has no spelling for them and strict readers reject Python's.
-    """
-    if obj is None or isinstance(obj, bool | str):
-        return obj
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, np.floating) and obj.dtype.itemsize < 8:
-        # float32(0.6).item() is 0.6000000238418579; its shortest repr "0.6" is what the user typed.
-        return to_jsonable(float(str(obj)))
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | set | frozenset):
-        items = sorted(obj, key=repr) if isinstance(obj, set | frozenset) else obj
-        return [to_jsonable(v) for v in items]
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, _dt.datetime | _dt.date):
-        return obj.isoformat()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(dataclasses.asdict(obj))
-    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # torch.Tensor, without importing torch
-        return to_jsonable(obj.detach().cpu().tolist())
-    if hasattr(obj, "to_dict"):
-        return to_jsonable(obj.to_dict())
-    raise TypeError(f"cannot store a {type(obj).__name__} in JSON")
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (``*.tmp``, fsync, ``os.replace``): readers never see half a file.
-
-    For files outside a run folder that others read while they change (e.g. a batch's ``batch_summary.csv``).
-    """
-    target = Path(path)
-    _atomic_write_bytes(target, data)
-    return target
 
 
 def _now() -> str:
@@ -206,14 +131,14 @@ class Run:
             raise InputError(f"cannot create the runs folder {runs_dir}: {err.strerror or err}") from None
         input_list = [os.path.abspath(os.fspath(p)) if isinstance(p, str | os.PathLike) else p for p in inputs]
         if name is not None:
-            _check_name(name)
+            check_name(name)
             path = runs_dir / name
             try:
                 path.mkdir()
             except FileExistsError:
                 raise InputError(f"run {name} already exists; use --name or --resume") from None
         else:
-            path = _make_default_dir(runs_dir, _default_stem(input_list, kind))
+            path = make_default_dir(runs_dir, f"{default_stem(input_list, kind)}-{_stamp()}")
         if command is None:
             command = [Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:]]
         now = _now()
@@ -254,11 +179,12 @@ class Run:
         mf = path / MANIFEST
         if not mf.is_file():
             raise InputError(f"{path} is not a run folder (no {MANIFEST})")
-        try:
-            manifest = json.loads(mf.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise InputError(f"{path.name}: {MANIFEST} is unreadable ({one_line(err)}); start a new run") from None
-        if not isinstance(manifest, dict) or manifest.get("kind") not in KINDS:
+        problems: list[str] = []
+        manifest = read_json_object(mf, problems)
+        if manifest is None and not problems[0].endswith("is not a JSON object"):
+            detail = problems[0].removeprefix(f"{MANIFEST} ")
+            raise InputError(f"{path.name}: {MANIFEST} is unreadable ({detail}); start a new run")
+        if manifest is None or manifest.get("kind") not in KINDS:
             raise InputError(f"{path.name}: {MANIFEST} is not a geovid run manifest; start a new run")
         status = manifest.get("status")
         if status == "complete":
@@ -319,7 +245,7 @@ class Run:
     def save(self) -> None:
         """Write ``manifest.json`` now (atomically), stamping ``updated``."""
         self.manifest["updated"] = _now()
-        _atomic_write_bytes(self.path / MANIFEST, _dumps(self.manifest).encode("utf-8"))
+        atomic_write_bytes(self.path / MANIFEST, dumps_json(self.manifest).encode("utf-8"))
         self._last_write = time.monotonic()
 
     def _target(self, relpath: str | Path) -> Path:
@@ -331,20 +257,17 @@ class Run:
     def write_json(self, relpath: str | Path, obj: Any) -> Path:
         """Write ``obj`` as JSON at ``relpath`` inside the run, atomically. Returns the path."""
         target = self._target(relpath)
-        _atomic_write_bytes(target, _dumps(obj).encode("utf-8"))
+        atomic_write_bytes(target, dumps_json(obj).encode("utf-8"))
         return target
 
     def write_table(self, relpath_stem: str | Path, dataframe: pd.DataFrame) -> tuple[Path, Path]:
         """Write a table as ``<stem>.csv`` and ``<stem>.parquet`` (each atomically, without the index)."""
         stem = self._target(relpath_stem)
-        stem.parent.mkdir(parents=True, exist_ok=True)
         csv_path, pq_path = stem.with_name(stem.name + ".csv"), stem.with_name(stem.name + ".parquet")
-        tmp = csv_path.with_name(csv_path.name + ".tmp")
-        dataframe.to_csv(tmp, index=False)
-        os.replace(tmp, csv_path)
-        tmp = pq_path.with_name(pq_path.name + ".tmp")
-        dataframe.to_parquet(tmp, index=False)
-        os.replace(tmp, pq_path)
+        with atomic_output(csv_path) as tmp:
+            dataframe.to_csv(tmp, index=False)
+        with atomic_output(pq_path) as tmp:
+            dataframe.to_parquet(tmp, index=False)
         return csv_path, pq_path
 
     def write_image(self, relpath: str | Path, array: np.ndarray) -> Path:
@@ -365,10 +288,8 @@ class Run:
         fmt = Image.registered_extensions().get(target.suffix.lower())
         if fmt is None:
             raise ValueError(f"unknown image format for {target.name}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        Image.fromarray(arr).save(tmp, format=fmt)
-        os.replace(tmp, target)
+        with atomic_output(target) as tmp:
+            Image.fromarray(arr).save(tmp, format=fmt)
         return target
 
     def write_frames(self, reldir: str | Path, frames: Iterable[np.ndarray]) -> list[Path]:
@@ -475,7 +396,7 @@ class Run:
             if not isinstance(err, GeovidError):
                 with contextlib.suppress(OSError):
                     tb = "".join(traceback.format_exception(err))
-                    _atomic_write_bytes(self.path / "traceback.txt", tb.encode("utf-8"))
+                    atomic_write_bytes(self.path / "traceback.txt", tb.encode("utf-8"))
             if not (isinstance(err, GeovidError) and self.status == "failed"):
                 self.fail(err)
             raise
@@ -483,33 +404,6 @@ class Run:
             self.complete()
 
 
-# --------------------------------------------------------------------------- names
-
-
-def _check_name(name: str) -> None:
-    if not _NAME_OK.match(name) or name in (".", ".."):
-        raise InputError(f"invalid run name {name!r}: use letters, digits and . _ - + @ = (no slashes or spaces)")
-
-
-def _default_stem(inputs: list[Any], kind: str) -> str:
-    stem = Path(os.fspath(inputs[0])).stem if inputs and isinstance(inputs[0], str | os.PathLike) else kind
-    # Keep names shell- and URL-friendly whatever the input file was called.
-    stem = re.sub(r"[^A-Za-z0-9._+@=-]+", "-", stem).strip("-.") or kind
-    return stem[:60]
-
-
 def _stamp() -> str:
     """Local time for default run names (people read them; the manifest's times are UTC)."""
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-
-
-def _make_default_dir(runs_dir: Path, stem: str) -> Path:
-    base = f"{stem}-{_stamp()}"
-    for k in range(1, 10_000):
-        path = runs_dir / (base if k == 1 else f"{base}-{k}")
-        try:
-            path.mkdir()  # atomic: two processes cannot both get the same name
-            return path
-        except FileExistsError:
-            continue
-    raise InputError(f"cannot find a free run name for {base} in {runs_dir}")

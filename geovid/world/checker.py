@@ -199,57 +199,58 @@ def _shape_leaf(flat: float, lx: float, ly: float, aspect: float, circ: float, p
     return ("cylinder", 0.92) if lx > 0.03 else ("cylinder", 0.72)  # 1034 / 1127, 103 / 144
 
 
-def check(image: np.ndarray, caption: str | None = None, thresholds: Thresholds | str | None = None
-          ) -> CheckResult:
-    """Judge whether ``image`` is a clean world scene (and whether it matches ``caption``).
-
-    Args:
-        image: (H, W, 3) RGB (or RGBA, alpha ignored), integer (full range of its dtype) or float in [0, 1];
-            any size (thresholds were tuned at 64x64).
-        caption: optional caption to compare the detected objects with.
-        thresholds: a :class:`Thresholds`, a preset name (``"strict"``, ``"default"``, ``"lenient"``) or
-            ``None`` for the defaults.
-
-    Returns:
-        A :class:`CheckResult`.
-    """
-    th = PRESETS[thresholds] if isinstance(thresholds, str) else (thresholds or DEFAULT)
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float32 RGB in [0, 1] from an RGB(A) image, integer (full range of its dtype) or float."""
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] < 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {img.shape}")
     img = img[..., :3]
     if np.issubdtype(img.dtype, np.integer):
-        rgb = img.astype(np.float32) / float(np.iinfo(img.dtype).max)
-    else:
-        rgb = np.clip(img.astype(np.float32), 0.0, 1.0)
-    H, W = rgb.shape[:2]
-    area_scale = H * W / 4096.0
+        return img.astype(np.float32) / float(np.iinfo(img.dtype).max)
+    return np.clip(img.astype(np.float32), 0.0, 1.0)
+
+
+@dataclass
+class _Colours:
+    """The image's palette view: which pixels are coloured, their nearest palette colour, off-palette ones."""
+
+    sat: np.ndarray
+    val: np.ndarray
+    sat_mask: np.ndarray
+    label: np.ndarray
+    off: np.ndarray
+    off_frac: float
+
+
+def _colours(rgb: np.ndarray, th: Thresholds) -> _Colours:
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
     hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    reasons: list[str] = []
-
     sat_mask = (sat >= th.sat_min) & (val >= th.val_min)
     hd = _hue_dist(hue, _PAL_HUE)  # (H, W, 6)
-    label = hd.argmin(-1)
     off = sat_mask & (hd.min(-1) > th.hue_tol)
     n_sat = int(sat_mask.sum())
-    off_frac = float(off.sum() / n_sat) if n_sat else 0.0
+    return _Colours(sat=sat, val=val, sat_mask=sat_mask, label=hd.argmin(-1), off=off,
+                    off_frac=float(off.sum() / n_sat) if n_sat else 0.0)
 
+
+def _objects(c: _Colours, th: Thresholds, area_scale: float) -> tuple[list[dict[str, Any]], int]:
+    """The objects (one connected component of one palette colour each, left to right) and the specks."""
+    H, W = c.sat.shape
     min_area = th.min_area * area_scale
     speck_area = th.speck_area * area_scale
     objects: list[dict[str, Any]] = []
     specks = 0
-    pal_sat_map = _PAL_SAT[label]
-    solid = sat >= th.solid_frac * pal_sat_map
-    grad = cv2.magnitude(cv2.Sobel(sat, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(sat, cv2.CV_32F, 0, 1, ksize=3)) / 8.0
+    solid = c.sat >= th.solid_frac * _PAL_SAT[c.label]
+    grad = cv2.magnitude(cv2.Sobel(c.sat, cv2.CV_32F, 1, 0, ksize=3),
+                         cv2.Sobel(c.sat, cv2.CV_32F, 0, 1, ksize=3)) / 8.0
     # Shapes are guessed from 64 px up (validated at 64-128); smaller images have too few pixels per object.
     shape_area = 40.0 * area_scale if min(H, W) >= 64 else math.inf
     # Brightness gradients per 1/64 of the image width, so the shape rules (tuned at 64x64) hold at any size.
-    vgx = cv2.Sobel(val, cv2.CV_32F, 1, 0, ksize=3) * (W / 64.0 / 8.0)
-    vgy = cv2.Sobel(val, cv2.CV_32F, 0, 1, ksize=3) * (W / 64.0 / 8.0)
+    vgx = cv2.Sobel(c.val, cv2.CV_32F, 1, 0, ksize=3) * (W / 64.0 / 8.0)
+    vgy = cv2.Sobel(c.val, cv2.CV_32F, 0, 1, ksize=3) * (W / 64.0 / 8.0)
     kernel = np.ones((3, 3), np.uint8)
     for k, name in enumerate(_PAL_NAMES):
-        m = (sat_mask & ~off & (label == k)).astype(np.uint8)
+        m = (c.sat_mask & ~c.off & (c.label == k)).astype(np.uint8)
         if not m.any():
             continue
         n, cc, st, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
@@ -265,58 +266,99 @@ def check(image: np.ndarray, caption: str | None = None, thresholds: Thresholds 
             ring = cv2.dilate(comp.astype(np.uint8), kernel).astype(bool) & ~cv2.erode(
                 comp.astype(np.uint8), kernel).astype(bool)
             sharp = float(np.percentile(grad[ring], 90) / _PAL_SAT[k]) if ring.any() else 0.0
-            shape, conf, feats = _shape_guess(comp, val, vgx, vgy, shape_area)
+            shape, conf, feats = _shape_guess(comp, c.val, vgx, vgy, shape_area)
             x, y, w, h = (int(st[i, j]) for j in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH,
                                                   cv2.CC_STAT_HEIGHT))
             objects.append({"colour": name, "bbox": [x, y, w, h], "area": a, "shape": shape,
                             "shape_confidence": round(conf, 3), "solid": round(solid_frac, 3),
                             "sharpness": round(sharp, 3), **{f: round(v, 3) for f, v in feats.items()}})
-
     objects.sort(key=lambda o: (o["bbox"][0], o["bbox"][1]))
-    near_obj = cv2.dilate(sat_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    return objects, specks
+
+
+def _ground_stats(rgb: np.ndarray, c: _Colours, th: Thresholds, area_scale: float) -> tuple[int, float, float]:
+    """What lies away from the objects: faint coloured blobs, the floor's noise σ (0-255) and its saturation."""
+    near_obj = cv2.dilate(c.sat_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     ground = ~near_obj
     # Faint ghosts: weakly coloured blobs away from every object (a cross-fade partner at 20-30 % opacity).
-    faint = ((sat >= th.faint_sat) & (val >= th.val_min) & ground).astype(np.uint8)
+    faint = ((c.sat >= th.faint_sat) & (c.val >= th.val_min) & ground).astype(np.uint8)
     n_f, _, st_f, _ = cv2.connectedComponentsWithStats(faint, connectivity=8)
     faint_blobs = int((st_f[1:, cv2.CC_STAT_AREA] >= th.faint_area * area_scale).sum()) if n_f > 1 else 0
     gray = cv2.cvtColor((rgb * 255.0 + 0.5).astype(np.uint8), cv2.COLOR_RGB2GRAY)
     noise = _noise_sigma(gray.astype(np.float32), ground)
-    ground_sat = float(sat[~sat_mask].mean()) if (~sat_mask).any() else 1.0
-    sharpness = float(np.median([o["sharpness"] for o in objects])) if objects else 0.0
-    ghosts = [o for o in objects if o["solid"] < th.min_solid]
+    ground_sat = float(c.sat[~c.sat_mask].mean()) if (~c.sat_mask).any() else 1.0
+    return faint_blobs, noise, ground_sat
 
+
+def _reasons(objects: list[dict[str, Any]], stats: dict[str, float], th: Thresholds) -> list[str]:
+    """Why the image is not a clean world scene (empty when it is)."""
+    reasons: list[str] = []
     if not th.min_objects <= len(objects) <= th.max_objects:
         reasons.append(f"{len(objects)} objects (expected {th.min_objects}-{th.max_objects})")
     dup = [c for c, n in Counter(o["colour"] for o in objects).items() if n > 1]
     if dup:
         reasons.append(f"duplicate {', '.join(sorted(dup))} objects (double or ghost copy)")
+    ghosts = [o for o in objects if o["solid"] < th.min_solid]
     if ghosts:
         reasons.append(f"semi-transparent {', '.join(o['colour'] for o in ghosts)} object(s) (ghosting)")
-    if off_frac > th.max_off_palette:
-        reasons.append(f"{off_frac:.0%} of coloured pixels are off-palette")
-    if faint_blobs:
-        reasons.append(f"{faint_blobs} faint coloured blob(s) (ghost of a cross-fade)")
-    if specks > th.max_specks:
-        reasons.append(f"{specks} coloured specks (clutter or noise)")
-    if noise > th.max_noise:
-        reasons.append(f"noisy (sigma {noise:.1f}/255)")
-    if objects and sharpness < th.min_sharpness:
-        reasons.append(f"blurred (edge sharpness {sharpness:.2f})")
-    if ground_sat > th.max_ground_sat:
-        reasons.append(f"background not a grey floor (saturation {ground_sat:.2f})")
+    if stats["off_palette"] > th.max_off_palette:
+        reasons.append(f"{stats['off_palette']:.0%} of coloured pixels are off-palette")
+    if stats["faint_blobs"]:
+        reasons.append(f"{int(stats['faint_blobs'])} faint coloured blob(s) (ghost of a cross-fade)")
+    if stats["specks"] > th.max_specks:
+        reasons.append(f"{int(stats['specks'])} coloured specks (clutter or noise)")
+    if stats["noise"] > th.max_noise:
+        reasons.append(f"noisy (sigma {stats['noise']:.1f}/255)")
+    if objects and stats["sharpness"] < th.min_sharpness:
+        reasons.append(f"blurred (edge sharpness {stats['sharpness']:.2f})")
+    if stats["ground_saturation"] > th.max_ground_sat:
+        reasons.append(f"background not a grey floor (saturation {stats['ground_saturation']:.2f})")
+    return reasons
 
+
+def _caption_match(caption: str, objects: list[dict[str, Any]], th: Thresholds) -> tuple[bool, bool]:
+    """(the colours are the caption's, and the objects are: same count, and no confident wrong shape)."""
+    named = parse_caption(caption)
+    colours_match = Counter(str(o["colour"]) for o in named) == Counter(o["colour"] for o in objects)
+    matches = colours_match and len(named) == len(objects)
+    if matches:
+        by_colour = {o["colour"]: o for o in objects}
+        for want in named:
+            got = by_colour[want["colour"]]
+            if got["shape_confidence"] >= th.shape_confidence and got["shape"] != want["shape"]:
+                matches = False
+    return colours_match, matches
+
+
+def check(image: np.ndarray, caption: str | None = None, thresholds: Thresholds | str | None = None
+          ) -> CheckResult:
+    """Judge whether ``image`` is a clean world scene (and whether it matches ``caption``).
+
+    Args:
+        image: (H, W, 3) RGB (or RGBA, alpha ignored), integer (full range of its dtype) or float in [0, 1];
+            any size (thresholds were tuned at 64x64).
+        caption: optional caption to compare the detected objects with.
+        thresholds: a :class:`Thresholds`, a preset name (``"strict"``, ``"default"``, ``"lenient"``) or
+            ``None`` for the defaults.
+
+    Returns:
+        A :class:`CheckResult`.
+    """
+    th = PRESETS[thresholds] if isinstance(thresholds, str) else (thresholds or DEFAULT)
+    rgb = _as_rgb(image)
+    H, W = rgb.shape[:2]
+    area_scale = H * W / 4096.0
+    colours = _colours(rgb, th)
+    objects, specks = _objects(colours, th, area_scale)
+    faint_blobs, noise, ground_sat = _ground_stats(rgb, colours, th, area_scale)
+    sharpness = float(np.median([o["sharpness"] for o in objects])) if objects else 0.0
+    stats = {"noise": noise, "sharpness": sharpness, "off_palette": colours.off_frac, "specks": float(specks),
+             "faint_blobs": float(faint_blobs), "ground_saturation": ground_sat, "n_objects": float(len(objects))}
+    reasons = _reasons(objects, stats, th)
     colours_match = matches = None
     if caption is not None:
-        named = parse_caption(caption)
-        colours_match = Counter(str(o["colour"]) for o in named) == Counter(o["colour"] for o in objects)
-        matches = colours_match and len(named) == len(objects)
-        if matches:
-            by_colour = {o["colour"]: o for o in objects}
-            for want in named:
-                got = by_colour[want["colour"]]
-                if got["shape_confidence"] >= th.shape_confidence and got["shape"] != want["shape"]:
-                    matches = False
-    stats = {"noise": round(noise, 3), "sharpness": round(sharpness, 3), "off_palette": round(off_frac, 4),
-             "specks": float(specks), "faint_blobs": float(faint_blobs), "ground_saturation": round(ground_sat, 4), "n_objects": float(len(objects))}
+        colours_match, matches = _caption_match(caption, objects, th)
+    stats.update(noise=round(noise, 3), sharpness=round(sharpness, 3), off_palette=round(colours.off_frac, 4),
+                 ground_saturation=round(ground_sat, 4))
     return CheckResult(plausible=not reasons, reasons=reasons, objects=objects, matches_caption=matches,
                        colours_match=colours_match, stats=stats)

@@ -17,12 +17,12 @@ Motions (:data:`MOTIONS`):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from geovid.errors import InputError
+from geovid.progress import ProgressFn
 from geovid.world.scene import (
     PALETTE,
     SHAPES,
@@ -196,7 +196,7 @@ def make_clip(motion: str, frames: int = 16, seed: int = 0, size: int = 64
 
 def write_clip(path: str | Path, motion: str = "linear", frames: int = 16, fps: float = 8.0, seed: int = 0,
                size: int = 64, png_dir: str | Path | None = None,
-               progress: Callable[[str, int, int | None, dict], None] | None = None) -> Path:
+               progress: ProgressFn | None = None) -> Path:
     """Render a clip and write it as a video (format by extension, see :mod:`geovid.media.writers`).
 
     Args:

@@ -7,11 +7,11 @@ want files.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from geovid.errors import InputError
 from geovid.progress import ProgressFn, null_progress
+from geovid.runs.files import atomic_write_bytes
 
 
 def write_dataset(out_dir: str | Path, n: int, start_seed: int = 0, size: int = 64,
@@ -54,8 +54,4 @@ def write_dataset(out_dir: str | Path, n: int, start_seed: int = 0, size: int = 
         lines.append(json.dumps({"file": name, "seed": seed, "caption": caption(scene), "scene": scene.to_dict()}))
         if (i + 1) % step == 0 or i + 1 == n:
             progress("render", i + 1, n, {})
-    target = out / "captions.jsonl"
-    tmp = out / "captions.jsonl.tmp"
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    return atomic_write_bytes(out / "captions.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))

@@ -509,3 +509,11 @@ def test_library_engine_runs_a_real_interpolation(tmp_path: Path, tiny_sd_model:
             assert [s.label for s in run.query_one(FrameBrowser).sequences] == ["geodesic", "slerp"]
 
     asyncio.run(drive())
+
+
+def test_form_frames_minimum_is_the_librarys(runs_dir: Path) -> None:
+    """Analyses and interpolations need at least 3 frames (a point between the ends), as the library says."""
+    for kind, inputs in (("analysis", "clip-walk"), ("interpolation", "clip-walk cat-to-dog")):
+        with pytest.raises(ValueError, match="frames: must be between 3 and"):
+            parse_form(kind, {"inputs": inputs, "frames": "2", "seed": "0"}, cwd=runs_dir)
+        assert parse_form(kind, {"inputs": inputs, "frames": "3", "seed": "0"}, cwd=runs_dir)["frames"] == 3

@@ -1,12 +1,11 @@
-"""Starting jobs: the new-job form, a file picker for its inputs, and the live job view."""
+"""Starting jobs: the new-job form and the live job view (the form's parsing is :mod:`tui.screens.job_form`, the
+file picker :mod:`tui.screens.file_picker`)."""
 
 from __future__ import annotations
 
-import ast
 import shlex
-from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
@@ -14,200 +13,20 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DirectoryTree, Footer, Input, Label, Select, Static
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from tui.engine import JOB_KINDS
 from tui.jobs import Job
+from tui.messages import CancelJob, JobsChanged, StartJob
+from tui.screens.file_picker import FilePickerScreen
+from tui.screens.job_form import DEFAULTS, IMAGE_EXT, INPUT_HINT, VIDEO_EXT, parse_form
 
 if TYPE_CHECKING:
     from tui.app import GeovidApp
 
-VIDEO_EXT = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif", ".m4v"}
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
-
-#: Form defaults per kind (strings, as typed). Empty values and "default" leave the choice to the library
-#: (e.g. α: the estimator's default; an extrapolation's noise level: the continued run's own level).
-DEFAULTS: dict[str, dict[str, str]] = {
-    "analysis": {"frames": "16", "noise_level": "0.6", "alpha": "", "metric": "default",
-                 "estimator": "default", "seed": "0"},
-    "interpolation": {"frames": "17", "noise_level": "0.6", "alpha": "", "metric": "default",
-                      "estimator": "default", "seed": "0"},
-    "extrapolation": {"steps": "16", "noise_level": "", "alpha": "", "metric": "default",
-                      "estimator": "default", "seed": "0"},
-}
-INPUT_HINT = {"analysis": "one or more video clips", "interpolation": "two images: A B",
-              "extrapolation": "images A B, one clip, or an interpolation run folder"}
-INPUT_COUNT = {"analysis": (1, None), "interpolation": (2, 2), "extrapolation": (1, 2)}
-
-
-def parse_form(kind: str, values: dict[str, str], cwd: Path | None = None) -> dict[str, Any]:
-    """Validate the form's text values and build the engine options.
-
-    Args:
-        kind: The job kind.
-        values: Field name → text (``inputs`` is shell-quoted paths separated by spaces).
-        cwd: Base for relative input paths (default: the current directory).
-
-    Returns:
-        Options named like the CLI options with underscores; inputs as absolute paths.
-
-    Raises:
-        ValueError: With a message naming the field, for the form to show.
-    """
-    if kind not in JOB_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(JOB_KINDS)}")
-    base = cwd or Path.cwd()
-    try:
-        raw = shlex.split(values.get("inputs", ""))
-    except ValueError as exc:
-        raise ValueError(f"inputs: {exc}") from None
-    lo, hi = INPUT_COUNT[kind]
-    if len(raw) < lo or (hi is not None and len(raw) > hi):
-        raise ValueError(f"inputs: {kind} needs {INPUT_HINT[kind]} (got {len(raw)})")
-    inputs = []
-    for item in raw:
-        path = (base / Path(item).expanduser()).resolve()
-        if not path.exists():
-            raise ValueError(f"inputs: {item} does not exist")
-        inputs.append(str(path))
-    options: dict[str, Any] = {"inputs": inputs}
-
-    def number(field: str, cast: type, lo: float | None = None, hi: float | None = None,
-               optional: bool = False) -> None:
-        text = values.get(field, "").strip()
-        if not text and optional:
-            options[field] = None
-            return
-        try:
-            value = cast(text)
-        except ValueError:
-            raise ValueError(f"{field.replace('_', ' ')}: {text!r} is not a{'n integer' if cast is int else ' number'}") from None
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ValueError(f"{field.replace('_', ' ')}: must be between {lo} and {hi}")
-        options[field] = value
-
-    if kind == "extrapolation":
-        number("steps", int, 1, 100000)
-    else:
-        number("frames", int, 2 if kind == "analysis" else 3, 10000)
-    number("noise_level", float, 0.0, 1.0, optional=True)
-    number("alpha", float, 0.0, None, optional=True)
-    number("seed", int, 0, None)
-    for choice in ("metric", "estimator"):
-        value = values.get(choice) or "default"
-        options[choice] = None if value == "default" else value
-    name = values.get("name", "").strip()
-    if name and ("/" in name or name in (".", "..")):
-        raise ValueError("name: a run name cannot contain '/'")
-    options["name"] = name or None
-    options["model"] = values.get("model", "").strip() or None
-    options.update(parse_more(values.get("more", "")))
-    return options
-
-
-def parse_more(text: str) -> dict[str, Any]:
-    """``key=value`` pairs for any other option of the library's config (numbers, true/false, None, text).
-
-    Raises:
-        ValueError: A pair without ``=`` or with an invalid key.
-    """
-    out: dict[str, Any] = {}
-    try:
-        items = shlex.split(text)
-    except ValueError as exc:
-        raise ValueError(f"more options: {exc}") from None
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key.isidentifier():
-            raise ValueError(f"more options: {item!r} is not key=value")
-        lowered = raw.strip().lower()
-        value: Any
-        if lowered in ("true", "false"):
-            value = lowered == "true"
-        elif lowered in ("none", "null"):
-            value = None
-        else:
-            try:
-                value = ast.literal_eval(raw)
-            except (ValueError, SyntaxError):
-                value = raw
-        out[key] = value
-    return out
-
-
-class MediaTree(DirectoryTree):
-    """A directory tree showing folders and the files a job can take (hidden files left out)."""
-
-    def __init__(self, path: Path, extensions: set[str], **kwargs: Any) -> None:
-        self.extensions = extensions
-        super().__init__(path, **kwargs)
-
-    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        """Keep folders and matching files."""
-        return [p for p in paths if not p.name.startswith(".")
-                and (p.is_dir() or p.suffix.lower() in self.extensions)]
-
-
-class FilePickerScreen(ModalScreen[Path | None]):
-    """Pick a file: browse with arrows/Enter, Backspace goes up a folder, or type a path."""
-
-    DEFAULT_CSS = """
-    FilePickerScreen { align: center middle; }
-    FilePickerScreen > Vertical { width: 90%; height: 90%; border: round $primary; background: $surface; }
-    FilePickerScreen MediaTree { height: 1fr; }
-    FilePickerScreen #picker-path { height: 1; }
-    """
-    BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("backspace", "up", "parent folder")]
-
-    def __init__(self, start: Path, extensions: set[str]) -> None:
-        super().__init__()
-        self.start = start
-        self.extensions = extensions
-
-    def compose(self) -> ComposeResult:
-        """Tree and path box."""
-        with Vertical():
-            yield Label(f"Choose a file ({', '.join(sorted(self.extensions))})", classes="muted")
-            yield MediaTree(self.start, self.extensions, id="picker-tree")
-            yield Input(str(self.start), id="picker-path", compact=True)
-            yield Static("Enter: choose · Backspace: parent folder · Esc: cancel", classes="muted")
-
-    def on_mount(self) -> None:
-        """Keyboard in the tree."""
-        self.query_one(MediaTree).focus()
-
-    def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
-        """A file chosen in the tree."""
-        self.dismiss(Path(event.path))
-
-    def on_tree_node_highlighted(self, event: MediaTree.NodeHighlighted[Any]) -> None:
-        """Mirror the highlighted path in the path box."""
-        data = event.node.data
-        if data is not None:
-            self.query_one("#picker-path", Input).value = str(data.path)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        """A typed path: a file is chosen, a folder becomes the tree's root."""
-        path = Path(event.value).expanduser()
-        if path.is_dir():
-            self.query_one(MediaTree).path = path
-        elif path.is_file():
-            self.dismiss(path)
-        else:
-            self.notify(f"{path} does not exist", severity="error")
-
-    def action_up(self) -> None:
-        """Show the parent folder."""
-        tree = self.query_one(MediaTree)
-        if self.focused is tree:
-            tree.path = Path(tree.path).resolve().parent
-
-    def action_cancel(self) -> None:
-        """Close without choosing."""
-        self.dismiss(None)
+__all__ = ["FilePickerScreen", "JobScreen", "NewJobScreen", "job_renderable", "parse_form"]
 
 
 class NewJobScreen(Screen[None]):
@@ -362,8 +181,7 @@ class NewJobScreen(Screen[None]):
         except ValueError as exc:
             self.query_one("#form-error", Static).update(str(exc))
             return
-        job = self.app.start_job(self.kind, options)
-        self.app.switch_screen(JobScreen(job.id))
+        self.post_message(StartJob(self.kind, options))  # the app starts it and shows its JobScreen
 
     def action_back(self) -> None:
         """Close the form."""
@@ -435,8 +253,12 @@ class JobScreen(Screen[None]):
         """The job shown."""
         return self.app.job(self.job_id)
 
+    def on_jobs_changed(self, message: JobsChanged) -> None:
+        """The app's jobs changed (a progress report, a new state)."""
+        self.refresh_jobs()
+
     def refresh_jobs(self) -> None:
-        """Called by the app on every progress report."""
+        """Show the job's progress."""
         job = self.job
         if job is None or not self._ready:
             return
@@ -459,7 +281,7 @@ class JobScreen(Screen[None]):
         """Ask the job to stop (its run becomes interrupted)."""
         job = self.job
         if job is not None and job.active:
-            self.app.cancel_job(job)
+            self.post_message(CancelJob(job.id))
 
     def action_open(self) -> None:
         """Open the finished run."""

@@ -20,6 +20,7 @@ from analysis.verdict import excess_text
 from geovid.runs.catalog import RunRecord, list_baselines, list_frames, list_plots, load_per_frame, load_run
 from tui.format import STATUS_STYLE, created_text, num
 from tui.images import make_image, set_image
+from tui.messages import OpenFile, RunsChanged
 from tui.plots import PlotPanel
 from tui.widgets import FrameBrowser, FrameSequence
 
@@ -267,8 +268,12 @@ class RunScreen(Screen[None]):
                 FrameBrowser(frame_sequences(self.record), self.app.renderer, info=self._frame_info,
                              id="browser"))
 
+    def on_runs_changed(self, message: RunsChanged) -> None:
+        """The app re-read the catalog: reload if this run changed."""
+        self.refresh_runs()
+
     def refresh_runs(self) -> None:
-        """Called by the app when the runs folder changed: reload if this run did."""
+        """Reload the run if the catalog's record of it changed."""
         fresh = self.app.record_for(self.path)
         if fresh is None or (fresh.manifest == self.record.manifest and fresh.summary == self.record.summary
                              and fresh.problems == self.record.problems):
@@ -350,7 +355,7 @@ class PngScreen(Screen[None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         """Open the chosen PNG outside the terminal."""
-        self.app.open_file(self.pngs[event.option_index])
+        self.post_message(OpenFile(self.pngs[event.option_index]))
 
     def action_close(self) -> None:
         """Close the list."""

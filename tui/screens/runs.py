@@ -23,6 +23,7 @@ from tui.format import (
     result_text,
     status_text,
 )
+from tui.messages import CancelJob, JobsChanged, RescanRuns, RunsChanged
 
 if TYPE_CHECKING:
     from tui.app import GeovidApp
@@ -129,6 +130,14 @@ class RunsScreen(Screen[None]):
         if not self.shown or table.cursor_row < 0 or table.cursor_row >= len(self.shown):
             return None
         return self.shown[table.cursor_row]
+
+    def on_runs_changed(self, message: RunsChanged) -> None:
+        """The app re-read the catalog."""
+        self.refresh_runs()
+
+    def on_jobs_changed(self, message: JobsChanged) -> None:
+        """A job started, reported progress or ended."""
+        self.refresh_jobs()
 
     def refresh_runs(self) -> None:
         """Rebuild the rows from the app's catalog, keeping the highlighted run."""
@@ -279,13 +288,12 @@ class RunsScreen(Screen[None]):
         if not active:
             self.notify("No job is running.")
             return
-        self.app.cancel_job(active[0])
+        self.post_message(CancelJob(active[0].id))
         self.notify(f"Cancelling {active[0].title}…")
 
     def action_refresh(self) -> None:
         """Re-read the runs folder now."""
-        self.app.rescan()
-        self.notify(f"{len(self.app.records)} runs", timeout=2)
+        self.post_message(RescanRuns())  # the app re-reads the folder and says how many runs it found
 
     def action_quit(self) -> None:
         """Quit; with a job running, ask for a second q first."""
