@@ -214,7 +214,7 @@ def invert_endpoint_embeddings(backbone: Any, z0: torch.Tensor, prompt: str = ""
                                lr: float = DEFAULT_INVERT_LR, batch: int = DEFAULT_INVERT_BATCH, seed: int = 0,
                                use_cache: bool = True, progress: Any = None) -> torch.Tensor:
     """One prompt embedding per clean latent, optimised jointly (text inversion as the reference does it for its
-    endpoint images, METHOD §1/§2; :meth:`DiffusersBackbone.invert_prompt_embedding` for one embedding).
+    endpoint images, docs/method.md §1.4, §2.2; :meth:`DiffusersBackbone.invert_prompt_embedding` for one embedding).
 
     Every step draws ``batch`` noises ε and timesteps τ (uniform over the training range) per latent and
     minimises the sum over latents of mean ‖ε_θ(√ᾱ_τ z₀ᵢ + σ_τ ε, τ, cᵢ) − ε‖² — the latents' problems are

@@ -403,7 +403,7 @@ class _Shot:
         self.metric = make_metric(self.res["metric"], alpha=self.alpha, lam=self.res["lam"] or 1000.0)
 
     def _encode_inverted(self) -> torch.Tensor:
-        """VAE-encode the given frames, invert one prompt embedding per frame (jointly, cached; METHOD §1/§2) and
+        """VAE-encode the given frames, invert one prompt embedding per frame (jointly, cached; docs/method.md §1.4, §2.2) and
         DDIM-invert each frame to t_ν with its own embedding."""
         from geovid.media.images import to_tensor
         from geovid.tasks.common import invert_endpoint_embeddings, invert_with_conditions, step_progress

@@ -19,7 +19,7 @@ Phases (each reported through ``progress`` and recorded in the manifest; the exp
    PPL and PDV (docs/method.md §8).
 7. ``write`` — frames, baselines, strip, compare, GIF, MP4, ``path.safetensors``, tables, plot, summary.
 
-Conditioning (docs/interpolation.md, "Conditioning"): by default (``invert``, METHOD §1/§2) one prompt embedding per
+Conditioning (docs/interpolation.md, "Conditioning"): by default (``invert``, docs/method.md §1.4, §2.2) one prompt embedding per
 endpoint is inverted from its image, c_A and c_B, and every point x is scored and decoded with
 c(x) = (1 − τ) c_A + τ c_B, τ its position along the chord A→B (:class:`geovid.tasks.common.ConditionField`), so
 each endpoint reconstructs with its own condition. ``prompt``: the text prompt conditions everything; with
@@ -174,7 +174,7 @@ def _resolved(cfg: InterpolationConfig) -> dict[str, Any]:
     draws = DEFAULT_DRAWS if cfg.draws is None else cfg.draws
     if not isinstance(draws, int) or isinstance(draws, bool) or not 1 <= draws <= 64:
         raise InputError(f"--draws must be a whole number from 1 to 64, got {cfg.draws}")
-    if draws != 1 and estimator != "contrast":
+    if cfg.draws not in (None, 1) and estimator != "contrast":
         raise InputError("--draws needs the contrast estimator (eps is deterministic)")
     conditioning = resolve_conditioning(cfg.conditioning, cfg.prompt, cfg.prompt_b)
     invert_steps = DEFAULT_INVERT_STEPS if cfg.invert_steps is None else cfg.invert_steps
@@ -415,7 +415,7 @@ class _Job:
 
     def _encode_inverted(self, tensors: dict[str, Any]) -> torch.Tensor:
         """VAE-encode A and B, invert one prompt embedding per endpoint (jointly, cached by content hash;
-        METHOD §1/§2), then DDIM-invert each endpoint to t_ν with its own embedding."""
+        docs/method.md §1.4, §2.2), then DDIM-invert each endpoint to t_ν with its own embedding."""
         from geovid.media.images import to_tensor
         from geovid.tasks.common import invert_endpoint_embeddings, invert_with_conditions, step_progress
 
