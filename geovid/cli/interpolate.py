@@ -66,16 +66,16 @@ InterpolateStartsOpt = Annotated[int | None, typer.Option("--starts", help="Extr
 InterpolateEstimatorOpt = Annotated[str | None, typer.Option("--estimator", help="Score estimator: contrast (default, "
     "with the model's negative prompt) or eps (docs/method.md §2).", show_default=False)]
 InterpolateDrawsOpt = Annotated[int | None, typer.Option("--draws", help="(τ, ε₀) draws per point of the contrast "
-    "estimator (default 2).", show_default=False)]
+    "estimator (default 1).", show_default=False)]
 InterpolateConditioningOpt = Annotated[str | None, typer.Option("--conditioning", help="invert (default without "
     "--prompt: prompt embeddings inverted from A and B, blended along the path) or prompt (the text prompt).",
     show_default=False)]
 InvertStepsOpt = Annotated[int | None, typer.Option("--invert-steps", help="Steps of the prompt-embedding inversion "
-    "(default 60, or the run's).", show_default=False)]
+    "(default 20, or the run's).", show_default=False)]
 ExtrapolateEstimatorOpt = Annotated[str | None, typer.Option("--estimator", help="contrast (default, or the run's) "
     "or eps.", show_default=False)]
 ExtrapolateDrawsOpt = Annotated[int | None, typer.Option("--draws", help="(τ, ε₀) draws per point of the contrast "
-    "estimator (default 2, or the run's).", show_default=False)]
+    "estimator (default 1, or the run's).", show_default=False)]
 ExtrapolateConditioningOpt = Annotated[str | None, typer.Option("--conditioning", help="invert (default without "
     "--prompt; a run's inverted conditions are reused) or prompt.", show_default=False)]
 

@@ -203,7 +203,7 @@ class CallCounter:
 # along the path by position, for the score and for the decoding (docs/interpolation.md, "Conditioning").
 
 #: Default optimisation steps of the joint endpoint prompt-embedding inversion (docs/interpolation.md).
-DEFAULT_INVERT_STEPS = 60
+DEFAULT_INVERT_STEPS = 20
 #: Its AdamW learning rate (the reference's 5·10⁻³ over 500 steps; see docs/interpolation.md for the choice).
 DEFAULT_INVERT_LR = 2e-2
 #: Latents per endpoint in each optimisation step (the reference's batch).

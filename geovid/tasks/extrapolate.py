@@ -71,7 +71,7 @@ class ExtrapolationConfig(SequenceOptions):
     estimator: str | None = None
     """Score estimator ``contrast`` (default, or the run's) or ``eps`` (docs/method.md §2)."""
     draws: int | None = None
-    """(τ, ε₀) draws per point of the contrast estimator (default 2, or the run's)."""
+    """(τ, ε₀) draws per point of the contrast estimator (default 1, or the run's)."""
     conditioning: str | None = None
     """``invert`` (prompt embeddings inverted from the given frames; beyond the last one c = its embedding),
     ``prompt`` (the text prompt) or ``None``: the run's, else ``invert`` unless a prompt is given."""

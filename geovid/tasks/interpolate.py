@@ -64,7 +64,7 @@ SEQUENCE_ALPHA = {"eps": 0.002, "contrast": 0.002}
 #: Default score estimator of interpolation and extrapolation (docs/interpolation.md, "Defaults and why").
 DEFAULT_ESTIMATOR = "contrast"
 #: Default (τ, ε₀) draws per point of the contrast estimator (docs/method.md §2.2).
-DEFAULT_DRAWS = 2
+DEFAULT_DRAWS = 1
 #: Conditioning modes: ``invert`` (per-endpoint prompt-embedding inversion, blended along the path) or
 #: ``prompt`` (the text prompt(s) as given). ``None`` (auto): ``invert`` unless a prompt is given.
 CONDITIONINGS = ("invert", "prompt")

@@ -79,9 +79,9 @@ def done_run(pair: tuple[Path, Path], analysis_model: str | None, tmp_path_facto
 def test_interpolation_writes_the_run_contract(done_run: Path, analysis_model: str | None) -> None:
     m = manifest(done_run)
     assert m["kind"] == "interpolation" and m["status"] == "complete" and m["error"] is None
-    # Defaults since issue #13: contrast estimator (2 draws), per-endpoint prompt-embedding inversion, α by the rule.
+    # Defaults since issue #13: contrast estimator (1 draw), per-endpoint prompt-embedding inversion, α by the rule.
     assert m["config"]["frames"] == 5 and m["config"]["estimator"] == "contrast" and m["config"]["alpha"] is None
-    assert m["config"]["draws"] == 2 and m["config"]["conditioning"] == "invert"
+    assert m["config"]["draws"] == 1 and m["config"]["conditioning"] == "invert"
     assert m["config"]["baselines"] == ["lerp", "slerp"] and m["config"]["uniform"] is True
     assert set(m["phases_done"]) >= {"load", "encode", "solve", "decode", "uniform", "measure", "write"}
     assert set(m["timings"]) >= {"encode", "solve", "decode"}
@@ -125,8 +125,8 @@ def test_interpolation_writes_the_run_contract(done_run: Path, analysis_model: s
         assert np.isfinite(st["log_relative_length"]), name
         assert st["positions"][0] == 0 and st["positions"][-1] == 4
     # The budget is checked before each iteration, so the solve may end one path evaluation past it (3 interior
-    # points × 4 calls with the default contrast estimator and its 2 draws since issue #13).
-    assert s["solver"]["solver"] == "geovid" and 0 < s["solver"]["network_calls"] <= 12 + 3 * 4
+    # points × 2 calls with the default contrast estimator since issue #13).
+    assert s["solver"]["solver"] == "geovid" and 0 < s["solver"]["network_calls"] <= 12 + 3 * 2
     rec = s["endpoint_reconstruction"]
     assert np.isfinite(rec["a_psnr"]) and np.isfinite(rec["b_psnr"])
 
