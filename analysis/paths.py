@@ -106,11 +106,12 @@ def comparison_paths(x: torch.Tensor, sphere: Sphere, delta: float = 0.5, smooth
 
 def optimised_path(x: torch.Tensor, score_fn: Callable[[torch.Tensor], torch.Tensor], metric: Any, sphere: Sphere,
                    max_calls: int | None = None, max_iters: int = 400, seed: int = 0,
-                   progress: ProgressFn = null_progress) -> Any:
+                   trust: float | None = None, progress: ProgressFn = null_progress) -> Any:
     """γ_o: the BVP solver started at γ_v, endpoints fixed (docs/method.md §5, §7.2).
 
     ``mode="normal"`` keeps each point the counterpart of its frame (only normal moves), so that per-frame
-    numbers of γ_v and γ_o compare frame by frame. The solve is budgeted by ``max_calls`` network calls.
+    numbers of γ_v and γ_o compare frame by frame. The solve is budgeted by ``max_calls`` network calls;
+    ``trust`` bounds every point's distance from its frame's point (docs/method.md §7.5).
 
     Returns:
         The solver's ``BVPResult`` (``path``, ``iterations``, ``network_calls``, ``converged``, ``history``).
@@ -118,4 +119,4 @@ def optimised_path(x: torch.Tensor, score_fn: Callable[[torch.Tensor], torch.Ten
     from geovid.geometry.bvp import solve_bvp
 
     return solve_bvp(x, score_fn, metric, sphere, solver="geovid", seed=seed, mode="normal", max_calls=max_calls,
-                     max_iters=max_iters, progress=progress)
+                     max_iters=max_iters, trust=trust, progress=progress)

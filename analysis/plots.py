@@ -9,7 +9,6 @@ Each function writes atomically (``*.tmp`` then ``os.replace``) and returns the 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,10 @@ STYLES: dict[str, dict[str, Any]] = {
     "perturbed": {"color": "#D55E00", "marker": "^", "lw": 1.4, "label": "perturbed γ_δ", "zorder": 3},
     "smoothed": {"color": "#009E73", "marker": "D", "lw": 1.4, "label": "smoothed γ_s", "zorder": 3},
     "line": {"color": "#CC79A7", "marker": "v", "lw": 1.4, "label": "line γ_l (slerp)", "zorder": 2, "ls": "--"},
+    "shuffled": {"color": "#E69F00", "marker": "x", "lw": 1.2, "label": "control: shuffled frames", "zorder": 2,
+                 "ls": ":"},
+    "reversed": {"color": "#56B4E9", "marker": "+", "lw": 1.2, "label": "control: reversed (by position)",
+                 "zorder": 2, "ls": ":"},
 }
 
 
@@ -38,10 +41,10 @@ def _figure(width: float = 9.0, height: float = 4.4) -> Any:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    from geovid.runs.files import atomic_output
+
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path
 
 

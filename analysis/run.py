@@ -22,7 +22,6 @@ progress callback) leaves the run ``interrupted``; any error leaves it ``failed`
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import json
 import math
 import os
@@ -35,16 +34,17 @@ from typing import Any
 
 import numpy as np
 
-from geovid.errors import GeovidError, InputError
+from geovid.errors import InputError
 from geovid.method import reference as method_reference
-from geovid.progress import Cancelled, ProgressFn
+from geovid.progress import ProgressFn
 from geovid.runs.options import RunOptions
-from geovid.runs.store import MANIFEST, Run, to_jsonable
+from geovid.runs.store import Run, to_jsonable
 
 METRICS = ("density", "score")
 ESTIMATORS = ("eps", "contrast")
-#: Default solver budget: network calls per frame (``max_calls = CALLS_PER_FRAME × frames``).
-CALLS_PER_FRAME = 40
+#: Default solver budget: network calls per frame (``max_calls = CALLS_PER_FRAME × frames``); the solver takes
+#: single-draw contrast steps (2 calls per interior point), so 100 per frame is ~55 iterations (docs/analysis.md).
+CALLS_PER_FRAME = 100
 PHASES = ("decode", "encode", "paths", "solve", "measure", "decode_optimised", "report")
 PLOTS = ("plots/residual.png", "plots/log_density.png", "plots/projection.png")
 
@@ -70,15 +70,33 @@ class AnalysisConfig(RunOptions):
     noise_level: float = 0.6
     """Noise level ν ∈ (0, 1] of the geodesic space (docs/method.md §1); 0.6 gives t = 581 with 50 DDIM steps."""
     alpha: float | None = None
-    """α of the density metric p^(−α) (docs/method.md §3); ``None``: ``default_alpha(estimator)`` (1 for eps)."""
+    """α of the density metric p^(−α) (docs/method.md §3); ``None``: the rule of docs/method.md §3.7
+    (α = 2/(chord × median ‖N P s‖ on the straight line), computed for each clip from its endpoints)."""
     metric: str = "density"
     """``density`` (docs/method.md §3) or ``score`` (docs/method.md §4)."""
     lam: float = 1000.0
     """λ of the score metric I + λ s sᵀ (used with ``metric="score"`` only)."""
-    estimator: str = "eps"
-    """Score estimator (docs/method.md §2): ``eps`` (deterministic, 1 call per point) or ``contrast``."""
+    estimator: str = "contrast"
+    """Score estimator (docs/method.md §2): ``contrast`` (default, the reference's, with the model's negative
+    prompt) or ``eps`` (the model's own score, deterministic)."""
+    draws: int = 4
+    """``contrast``: score draws averaged per point in the measures (common random numbers across paths); the
+    solver's steps use one draw each."""
     prompt: str = ""
-    """Text condition for inversion, scores and decoding (empty: unconditional, as in the reference)."""
+    """Text condition for inversion, scores and decoding (empty: unconditional); the starting point of the
+    prompt-embedding inversion when that is on."""
+    prompt_inversion: bool = True
+    """Optimise one prompt embedding shared by all frames (docs/method.md §1.4, as the reference does) and use it
+    for the scores and the decoding."""
+    inversion_steps: int = 100
+    """Steps of the prompt-embedding inversion (the reference: 500)."""
+    trust: float | None = 0.25
+    """Trust region of γ_o: no point moves further than ``trust`` × the median step of the path being optimised
+    (half-way to a typical neighbour: it stays the counterpart of its frame; docs/method.md §7.5); ``None`` or
+    0: unbounded."""
+    controls: bool = True
+    """Also analyse the clip with its interior frames shuffled (negative control) and reversed (invariance
+    check), docs/method.md §7.7."""
     decode_optimised: bool = True
     """Decode γ_o back to images (``optimised/`` and ``strip.png``); costs one DDIM denoising per frame."""
     max_calls: int | None = None
@@ -111,21 +129,16 @@ class AnalysisConfig(RunOptions):
         self.clips = [Path(c).expanduser() for c in self.clips]
         self.out = Path(self.out).expanduser()
 
-    def resolved_alpha(self) -> float:
-        """α in force: the given one, or the estimator's default (docs/method.md §3)."""
-        from geovid.tasks.latents import default_alpha
-
-        return float(self.alpha) if self.alpha is not None else float(default_alpha(self.estimator))
-
     def run_config(self) -> dict[str, Any]:
         """The resolved options stored in a run's manifest (and compared on resume)."""
         from geovid.backbones.loader import model_name
 
         keep = ("frames", "stride", "start", "end", "noise_level", "metric", "lam", "estimator", "prompt", "dtype",
                 "seed", "decode_optimised", "max_calls", "calls_per_frame", "max_iters", "delta", "smooth_sigma",
-                "steps", "decode_steps", "guidance", "fit", "sphere")
+                "steps", "decode_steps", "guidance", "fit", "sphere", "draws", "prompt_inversion", "inversion_steps",
+                "trust", "controls")
         cfg: dict[str, Any] = {k: getattr(self, k) for k in keep}
-        cfg["alpha"] = self.resolved_alpha()
+        cfg["alpha"] = "rule" if self.alpha is None else float(self.alpha)
         cfg["model"] = model_name(self.model)
         cfg["device"] = self.device or "auto"
         cfg["solver"] = "geovid"
@@ -155,6 +168,12 @@ class AnalysisConfig(RunOptions):
             raise InputError(f"--delta must be a positive number, got {self.delta}")
         if not (math.isfinite(float(self.smooth_sigma)) and float(self.smooth_sigma) > 0):
             raise InputError(f"--smooth-sigma must be a positive number of frames, got {self.smooth_sigma}")
+        if isinstance(self.draws, bool) or int(self.draws) < 1:
+            raise InputError(f"--draws must be at least 1, got {self.draws}")
+        if isinstance(self.inversion_steps, bool) or int(self.inversion_steps) < 1:
+            raise InputError(f"--inversion-steps must be at least 1, got {self.inversion_steps}")
+        if self.trust is not None and not (math.isfinite(float(self.trust)) and float(self.trust) >= 0):
+            raise InputError(f"--trust must be a fraction of the frame step >= 0 (0: off), got {self.trust}")
         if self.max_calls is not None and int(self.max_calls) < 1:
             raise InputError(f"--max-calls must be at least 1, got {self.max_calls}")
         if int(self.calls_per_frame) < 1:
@@ -172,40 +191,6 @@ class AnalysisConfig(RunOptions):
 # --------------------------------------------------------------------------- small helpers
 
 
-def _progress_fn(progress: ProgressFn | None, cancel: threading.Event | None) -> ProgressFn:
-    """The callback every phase reports to; raises Cancelled once ``cancel`` is set (cooperative stop)."""
-
-    def prog(phase: str, done: int, total: int | None, info: dict[str, Any]) -> None:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("analysis cancelled")
-        if progress is not None:
-            progress(phase, done, total, info)
-
-    return prog
-
-
-def _save_tensors(run: Run, relpath: str, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> Path:
-    """safetensors file inside the run, written atomically."""
-    from safetensors.torch import save_file
-
-    target = run.path / relpath
-    tmp = target.with_name(target.name + ".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, target)
-    return target
-
-
-def _load_tensors(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    from safetensors import safe_open
-
-    out = {}
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
-        for k in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
-            out[k] = fh.get_tensor(k)
-    return out, meta
-
-
 def _done(run: Run, phase: str, *files: str) -> bool:
     """A phase counts as done on resume only if it was recorded and its outputs are still there."""
     return run.is_done(phase) and all((run.path / f).exists() for f in files)
@@ -216,11 +201,6 @@ def _read_png_frames(folder: Path) -> np.ndarray:
 
     files = sorted(folder.glob("[0-9][0-9][0-9][0-9].png"))
     return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def _open_run(config: AnalysisConfig, clip: Path, name: str | None, cfg: dict[str, Any]) -> tuple[Run, bool]:
@@ -266,7 +246,9 @@ def run_analysis(config: AnalysisConfig, progress: ProgressFn | None = None,
 
 def _analyse_clip(config: AnalysisConfig, clip: Path, name: str | None, progress: ProgressFn | None,
                   cancel: threading.Event | None, created: list[Path] | None = None) -> Path:
-    prog = _progress_fn(progress, cancel)
+    from geovid.tasks.common import with_cancel
+
+    prog = with_cancel(progress, cancel)
     cfg = config.run_config()
     run, complete = _open_run(config, clip, name, cfg)
     if created is not None:
@@ -279,20 +261,8 @@ def _analyse_clip(config: AnalysisConfig, clip: Path, name: str | None, progress
     return run.path
 
 
-def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> None:
-    """The phases of docs/method.md §7 on one clip, each skipped when its outputs are on disk (resume)."""
-    import torch
-
-    from analysis import compare, paths, plots, verdict
-    from geovid.backbones.loader import load_backbone
-    from geovid.geometry.metrics import make_metric
-    from geovid.geometry.paths import Sphere
-    from geovid.tasks.latents import images_to_points, make_score, points_to_images
-
-    config.validate()
-    prog("setup", 1, 1, {"run": run.name})
-
-    # ---- decode: exactly the chosen frames, fitted to the model's resolution (docs/media.md policy)
+def _decode_frames(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> tuple[np.ndarray, dict[str, Any]]:
+    """Phase ``decode``: exactly the chosen frames, fitted to the model's resolution (docs/media.md policy)."""
     if _done(run, "decode", "clip.json", "frames"):
         frames = _read_png_frames(run.path / "frames")
         meta = json.loads((run.path / "clip.json").read_text(encoding="utf-8"))
@@ -312,6 +282,21 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
             meta = {"indices": indices, "time_s": times, "video": info.to_dict(), "resolution": res,
                     "fit": config.fit}
             run.write_json("clip.json", meta)
+    return frames, meta
+
+
+def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> None:
+    """The phases of docs/method.md §7 on one clip, each skipped when its outputs are on disk (resume)."""
+    import torch
+
+    from analysis import paths, phases
+    from geovid.backbones.loader import load_backbone
+    from geovid.geometry.metrics import make_metric
+    from geovid.tasks.latents import make_score
+
+    prog("setup", 1, 1, {"run": run.name})
+
+    frames, meta = _decode_frames(run, config, clip, prog)
     n = int(frames.shape[0])
     times_t = torch.tensor(meta["time_s"], dtype=torch.float64)
 
@@ -328,108 +313,57 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
         finally:
             run.add_network_calls(int(bb.network_calls) - c0)
 
-    # ---- encode: z₀ = E(I), DDIM inversion to t_ν (docs/method.md §1); cached by content hash as well
-    if _done(run, "encode", "points.safetensors"):
-        data, m = _load_tensors(run.path / "points.safetensors")
-        points, t = data["points"], int(m["t"])
-    else:
-        with run.phase("encode"):
-            enc = counted(lambda: images_to_points(
-                bb, frames, config.noise_level, prompt=config.prompt, guidance=config.guidance, steps=config.steps,
-                policy=config.fit, progress=lambda i, k: prog("encode", i, k, {"frames": n})))
-            points, t = enc.points, int(enc.t)
-            _save_tensors(run, "points.safetensors", {"points": points, "z0": enc.z0}, {"t": str(t)})
+    ctx = phases.Context(run=run, config=config, bb=bb, prog=prog, counted=counted)
+    points, cond, t, cond_info = phases.encode(ctx, frames)
+    x, sphere, comp, ctrl = phases.build_paths(ctx, points, times_t)
 
-    # ---- paths: γ_v on the sphere and the comparison paths (docs/method.md §7.2)
-    if _done(run, "paths", "paths.safetensors"):
-        data, m = _load_tensors(run.path / "paths.safetensors")
-        radius = m.get("radius", "none")
-        sphere = Sphere(None if radius == "none" else float(radius))
-        x = data["video"]
-        comp = {k: data[k] for k in ("perturbed", "smoothed", "line")}
-    else:
-        with run.phase("paths"):
-            x, sphere = paths.video_path(points, sphere_on=config.sphere)
-            comp = paths.comparison_paths(x, sphere, delta=config.delta, smooth_sigma=config.smooth_sigma,
-                                          seed=config.seed)
-            _save_tensors(run, "paths.safetensors", {"video": x, **comp, "time_s": times_t},
-                          {"radius": repr(sphere.radius) if sphere.on else "none",
-                           "median_step": repr(paths.median_step(x))})
-            prog("paths", 1, 1, {"radius": sphere.radius or 0.0})
-
-    score = make_score(bb, config.estimator, t, config.prompt, config.seed)
-    metric = make_metric(config.metric, alpha=config.resolved_alpha(), lam=config.lam)
+    # Scores (docs/method.md §2): the measures average `draws` contrast draws per point; the solver steps on one.
+    score = make_score(bb, config.estimator, t, config.prompt, config.seed, cond=cond.to(bb.dtype),
+                       draws=config.draws)
+    step_score = make_score(bb, config.estimator, t, config.prompt, config.seed, cond=cond.to(bb.dtype), draws=1)
+    alpha, alpha_info = phases.resolve_alpha(ctx, comp["line"], sphere, score)
+    metric = make_metric(config.metric, alpha=alpha, lam=config.lam)
     budget = int(config.max_calls) if config.max_calls is not None else int(config.calls_per_frame) * n
-
-    # ---- solve: γ_o, the budgeted BVP from γ_v in normal mode (docs/method.md §5, §7.2)
-    if _done(run, "solve", "optimised.safetensors", "solve.json"):
-        xo = _load_tensors(run.path / "optimised.safetensors")[0]["path"]
-        solve_info = json.loads((run.path / "solve.json").read_text(encoding="utf-8"))
-    else:
-        with run.phase("solve"):
-            def solve_prog(phase: str, done: int, total: int | None, info: dict[str, Any]) -> None:
-                prog("solve", min(int(info.get("calls", done)), budget), budget, info)
-
-            res = counted(lambda: paths.optimised_path(x, score, metric, sphere, max_calls=budget,
-                                                       max_iters=config.max_iters, seed=config.seed,
-                                                       progress=solve_prog))
-            xo = res.path
-            solve_info = {"solver": res.solver, "mode": "normal", "iterations": res.iterations,
-                          "converged": bool(res.converged), "network_calls": res.network_calls, "budget": budget,
-                          "seconds": round(res.seconds, 4), "history": res.history}
-            _save_tensors(run, "optimised.safetensors", {"path": xo, "time_s": times_t})
-            run.write_json("solve.json", solve_info)
-
-    # ---- measure: the same estimator, α and draws for every path (docs/method.md §7.3)
+    optimised, solve_info = phases.solve(ctx, {"video": x, **ctrl}, step_score, metric, sphere, budget,
+                                         config.trust or None)
+    xo = optimised["video"]
     all_paths = {"video": x, "optimised": xo, **comp}
-    if _done(run, "measure", "per_frame.csv", "per_frame.parquet", "measures.json"):
-        stats = json.loads((run.path / "measures.json").read_text(encoding="utf-8"))
-        import pandas as pd
+    table, stats, ctrl_stats = phases.measure(ctx, {k: all_paths[k] for k in paths.PATH_NAMES},
+                                              phases.control_path_sets(ctrl, optimised, sphere, config),
+                                              score, metric, sphere, times_t)
+    if config.decode_optimised:
+        phases.decode_optimised(ctx, frames, xo, cond, t)
 
-        table = pd.read_parquet(run.path / "per_frame.parquet")
-    else:
-        with run.phase("measure"):
-            measures = counted(lambda: compare.measure_paths(
-                {k: all_paths[k] for k in paths.PATH_NAMES}, score, metric, sphere, times_t, progress=prog))
-            table = compare.per_frame_table(measures, times_t)
-            stats = compare.path_statistics(measures)
-            run.write_table("per_frame", table)
-            run.write_json("measures.json", stats)
+    _report(run, config, clip, frames, meta, t, alpha, alpha_info, cond_info, sphere, stats, ctrl_stats,
+            solve_info, table, all_paths, list(ctrl), prog)
+    required = ["frames/", *PLOTS, "measures.json", "points.safetensors", "optimised.safetensors"]
+    if config.decode_optimised:
+        required += ["optimised/", "strip.png"]
+    run.complete(required=required)
 
-    # ---- decode_optimised: what the model makes of the clip (docs/method.md §7.5)
-    if config.decode_optimised and not _done(run, "decode_optimised", "optimised", "strip.png"):
-        with run.phase("decode_optimised"):
-            from geovid.media.writers import make_grid
 
-            def dec_prog(i: int, k: int) -> None:
-                prog("decode_optimised", i, k, {"frames": n})
+def _report(run: Run, config: AnalysisConfig, clip: Path, frames: np.ndarray, meta: dict[str, Any], t: int,
+            alpha: float, alpha_info: dict[str, Any], cond_info: dict[str, Any], sphere: Any,
+            stats: dict[str, Any], ctrl_stats: dict[str, Any], solve_info: dict[str, Any], table: Any,
+            all_paths: dict[str, Any], ctrl_names: list[str], prog: ProgressFn) -> None:
+    """Phase ``report``: tests (i)–(iii), excess, controls, verdict, plots, summary.json (docs/method.md §7.4, §7.7)."""
+    from analysis import plots, verdict
 
-            if config.decode_steps is None:
-                imgs = counted(lambda: points_to_images(bb, xo, t, prompt=config.prompt, guidance=config.guidance,
-                                                        steps=config.steps, progress=dec_prog))
-            else:
-                from geovid.tasks.latents import decode_points
-
-                cond = bb.embed_prompt(config.prompt)
-                imgs = counted(lambda: decode_points(bb, xo, t, cond, steps=config.decode_steps, progress=dec_prog))
-            run.write_frames("optimised", imgs)
-            scale = max(1, 128 // int(frames.shape[1]))
-            run.write_image("strip.png", make_grid([list(frames), list(imgs)], labels=["video", "optimised"],
-                                                   scale=scale))
-
-    # ---- report: tests (i)–(iii), excess, verdict, plots (docs/method.md §7.4)
+    n = int(frames.shape[0])
     with run.phase("report"):
-        title = f"{clip.name}: ν = {config.noise_level:g}, α = {config.resolved_alpha():g}, {config.estimator}"
+        title = f"{clip.name}: ν = {config.noise_level:g}, α = {alpha:.3g}, {config.estimator}"
         plots.plot_residuals(table, run.path / "plots" / "residual.png",
                              title=f"geodesic gradient per frame — {title}")
-        plots.plot_log_density(table, run.path / "plots" / "log_density.png",
+        plots.plot_log_density(table[~table["path"].isin(ctrl_names)], run.path / "plots" / "log_density.png",
                                title=f"relative log-density — {title}")
         plots.plot_projection(all_paths, run.path / "plots" / "projection.png",
                               title=f"paths in latent space (PCA) — {clip.name}")
         recon = None
         if config.decode_optimised and (run.path / "optimised").is_dir():
+            from geovid.tasks.latents import psnr
+
             dec = _read_png_frames(run.path / "optimised")
-            recon = {"first_psnr": _psnr(frames[0], dec[0]), "last_psnr": _psnr(frames[-1], dec[-1]),
+            recon = {"first_psnr": psnr(frames[0], dec[0]), "last_psnr": psnr(frames[-1], dec[-1]),
                      "note": "PSNR (dB) of the decoded endpoints of γ_o (= those of γ_v on the sphere) against "
                              "the input frames: the inversion/denoising round trip (docs/method.md §1)"}
         summary = {
@@ -440,23 +374,23 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
             "noise_level": config.noise_level,
             "timestep": t,
             "metric": config.metric,
-            "alpha": config.resolved_alpha(),
+            "alpha": alpha,
+            "alpha_rule": alpha_info,
             "estimator": config.estimator,
+            "draws": config.draws if config.estimator == "contrast" else 1,
+            "condition": cond_info,
             "seed": config.seed,
             "sphere_radius": sphere.radius,
             "paths": stats,
-            **verdict.summarise(stats, config.metric),
+            **verdict.summarise(stats, config.metric, ctrl_stats),
             "solver": {k: solve_info.get(k) for k in ("solver", "mode", "iterations", "converged", "network_calls",
-                                                      "budget")},
+                                                      "budget", "trust_radius", "max_displacement",
+                                                      "at_trust_bound")},
             "endpoint_reconstruction": recon,
             "method": method_reference("§7"),
         }
         run.write_json("summary.json", summary)
         prog("report", 1, 1, {"excess": summary["geodesic_excess"] or math.nan})
-    required = ["frames/", *PLOTS, "measures.json", "points.safetensors", "optimised.safetensors"]
-    if config.decode_optimised:
-        required += ["optimised/", "strip.png"]
-    run.complete(required=required)
 
 
 def _model_id(config: AnalysisConfig) -> str:
@@ -466,124 +400,6 @@ def _model_id(config: AnalysisConfig) -> str:
     return model_name(config.model)
 
 
-# --------------------------------------------------------------------------- several clips
-
-
-BATCH_COLUMNS = ("name", "run", "clip", "status", "mean_residual_video", "mean_residual_optimised",
-                 "mean_residual_perturbed", "mean_residual_smoothed", "mean_residual_line", "test_i", "test_ii",
-                 "test_iii", "tests_passed", "geodesic_excess", "error")
-
-
-def batch_row(run_path: Path | None, clip: Path, error: str | None = None) -> dict[str, Any]:
-    """One row of batch_summary.csv from a run folder's manifest and summary."""
-    row: dict[str, Any] = dict.fromkeys(BATCH_COLUMNS)
-    row.update({"clip": str(os.path.abspath(clip)), "error": error})
-    if run_path is None:
-        row["status"] = "failed"
-        return row
-    row["run"], row["name"] = str(run_path), run_path.name
-    try:
-        row["status"] = json.loads((run_path / MANIFEST).read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError):
-        row["status"] = "damaged"
-    try:
-        s = json.loads((run_path / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return row
-    for p in ("video", "optimised", "perturbed", "smoothed", "line"):
-        row[f"mean_residual_{p}"] = (s.get("paths", {}).get(p) or {}).get("mean_residual")
-    tests = s.get("tests", {})
-    for k in ("i", "ii", "iii"):
-        row[f"test_{k}"] = (tests.get(k) or {}).get("passed")
-    row["tests_passed"] = sum(1 for k in ("i", "ii", "iii") if row[f"test_{k}"] is True)
-    row["geodesic_excess"] = s.get("geodesic_excess")
-    return row
-
-
-def batch_names(config: AnalysisConfig) -> list[str | None]:
-    """The run name of each clip: ``None`` (default names) without ``--name``, else ``<name>-<clip stem>``
-    (``<name>-<k>-<stem>`` when stems repeat); the one name itself for a single clip."""
-    if config.name is None:
-        return [None] * len(config.clips)
-    if len(config.clips) == 1:
-        return [config.name]
-    stems = [c.stem for c in config.clips]
-    dup = len(set(stems)) < len(stems)
-    import re
-
-    def clean(s: str) -> str:
-        return re.sub(r"[^A-Za-z0-9._+@=-]+", "-", s).strip("-.") or "clip"
-
-    return [f"{config.name}-{i + 1}-{clean(s)}" if dup else f"{config.name}-{clean(s)}" for i, s in enumerate(stems)]
-
-
-def run_batch(config: AnalysisConfig, progress: ProgressFn | None = None,
-              cancel: threading.Event | None = None) -> list[Path]:
-    """Analyse every clip of ``config.clips`` (one run each); with several clips also write
-    ``OUT/batch-<time>/batch_summary.csv`` (one row per clip, docs/run-directory.md).
-
-    A clip that fails does not stop the others; after the last one a GeovidError lists the failures.
-    Ctrl-C or ``cancel`` stops the batch at once (the current run is marked interrupted).
-
-    Returns:
-        The run folders, in the order of the clips (failed runs included).
-    """
-    if not config.clips:
-        raise InputError("no clip given: pass one or more video files")
-    config.validate()  # bad options: one error, before any run folder is made
-    names = batch_names(config)
-    runs: list[Path] = []
-    rows: list[dict[str, Any]] = []
-    errors: list[str] = []
-    single = len(config.clips) == 1
-    for k, (clip, name) in enumerate(zip(config.clips, names)):
-        created: list[Path] = []
-        if progress is not None and not single:
-            progress("batch", k, len(config.clips), {"clip": clip.name})
-        try:
-            path = _analyse_clip(config, clip, name, progress, cancel, created)
-        except (KeyboardInterrupt, Cancelled):
-            raise
-        except GeovidError as err:
-            if single:
-                raise
-            errors.append(f"{clip.name}: {err}")
-            path = created[0] if created else None
-            rows.append(batch_row(path, clip, " ".join(str(err).split())))
-            if path is not None:
-                runs.append(path)
-            continue
-        runs.append(path)
-        rows.append(batch_row(path, clip))
-    if not single:
-        if progress is not None:
-            progress("batch", len(config.clips), len(config.clips), {})
-        write_batch_summary(config.out, rows)
-    if errors:
-        raise GeovidError(f"{len(errors)} of {len(config.clips)} clips failed: " + "; ".join(errors))
-    return runs
-
-
-def write_batch_summary(out: Path, rows: list[dict[str, Any]]) -> Path:
-    """``OUT/batch-<time>/batch_summary.csv`` (created only now, so a half-made batch folder never exists)."""
-    import pandas as pd
-
-    out.mkdir(parents=True, exist_ok=True)
-    base = f"batch-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    for k in range(1, 1000):
-        folder = out / (base if k == 1 else f"{base}-{k}")
-        try:
-            folder.mkdir()
-            break
-        except FileExistsError:
-            continue
-    target = folder / "batch_summary.csv"
-    tmp = target.with_name(target.name + ".tmp")
-    pd.DataFrame(rows, columns=list(BATCH_COLUMNS)).to_csv(tmp, index=False)
-    os.replace(tmp, target)
-    return target
-
-
 def config_from_dict(values: dict[str, Any]) -> AnalysisConfig:
     """An AnalysisConfig from a plain dict (unknown keys refused with a one-line error)."""
     names = {f.name for f in dataclasses.fields(AnalysisConfig)}
@@ -591,3 +407,24 @@ def config_from_dict(values: dict[str, Any]) -> AnalysisConfig:
     if unknown:
         raise InputError(f"unknown analysis option(s): {', '.join(unknown)}")
     return AnalysisConfig(**values)
+
+
+# The several-clips entry points live in analysis.batch; re-exported here (the CLI, TUI and engines import them).
+from analysis.batch import (  # noqa: E402
+    BATCH_COLUMNS,
+    batch_names,
+    batch_row,
+    run_batch,
+    write_batch_summary,
+)
+
+__all__ = [
+    "BATCH_COLUMNS",
+    "AnalysisConfig",
+    "batch_names",
+    "batch_row",
+    "config_from_dict",
+    "run_analysis",
+    "run_batch",
+    "write_batch_summary",
+]

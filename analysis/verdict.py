@@ -161,9 +161,8 @@ def verdict_text(tests: Mapping[str, Mapping[str, Any]], excess: float,
     rv = t1["value"]
     rl = t1["threshold"] / TEST_I_FRACTION if _finite(t1["threshold"]) else math.nan
     ro = t2["threshold"] / TEST_II_FACTOR if _finite(t2["threshold"]) else math.nan
-    s1 = (f"Its geodesic gradient (mean |r| = {_g(rv)}) is "
-          + ("small" if t1["passed"] else "not small")
-          + f" next to that of the straight line between its first and last frames ({_g(rl)}).")
+    s1 = (f"Its geodesic gradient (mean |r| = {_g(rv)}, {_g(_ratio(rv, rl))}× that of the straight line between "
+          f"its first and last frames, {_g(rl)}) is " + ("small." if t1["passed"] else "not small."))
     if _finite(ro, rv) and ro >= rv:
         s2 = (f"Bending the path only across its direction, the optimiser did not lower the gradient (it ends at "
               f"{_g(ro)}), so by this measure the clip is as close to a geodesic as the optimiser gets within "
@@ -187,26 +186,91 @@ def verdict_text(tests: Mapping[str, Mapping[str, Any]], excess: float,
     if log_excess is None and _finite(excess) and excess > 0:
         log_excess = math.log(excess)
     if log_excess is not None and _finite(log_excess):
-        excess = math.exp(min(log_excess, 700.0))
-        s4 = (f"The clip's path is {excess_text(excess, log_excess)} times as long as the optimised one in the model's metric "
-              "(the geodesic excess; 1 means nothing to gain)")
+        s4 = (f"The clip's path is {percent_text(log_excess)} its optimised version in the model's metric "
+              f"(geodesic excess {excess_text(None, log_excess)}; 1 means nothing to gain)")
         s4 += (", i.e. the optimiser lowered the gradient without shortening the path within its budget."
-               if excess < 1 else ".")
+               if log_excess < 0 else ".")
     else:
         s4 = "The geodesic excess could not be computed (non-finite lengths)."
-    return " ".join(s for s in (head, s1, s2, s3, s4, _balance(video), METHOD_NOTE) if s)
+    return " ".join(s for s in (s4, head, s1, s2, s3, _balance(video), METHOD_NOTE) if s)
 
 
-def summarise(stats: Mapping[str, Mapping[str, float]], metric: str = "density") -> dict[str, Any]:
-    """tests, geodesic excess (and its log and measure), verdict and the thresholds, for summary.json."""
+def readable(stats: Mapping[str, Mapping[str, float]], log_excess: float) -> dict[str, Any]:
+    """The headline numbers in units a reader understands: how much longer the clip's path is than the optimised
+    one (percent), and the clip's mean ‖r‖ relative to the straight line's (whose ‖r‖ is the density term
+    alone, α S = 2/chord under the α rule of docs/method.md §3.7)."""
+    rv = float(stats.get("video", {}).get("mean_residual", math.nan))
+    rl = float(stats.get("line", {}).get("mean_residual", math.nan))
+    longer = 100.0 * math.expm1(log_excess) if _finite(log_excess) and log_excess < 700 else math.nan
+    return {"percent_longer_than_optimised": longer, "residual_relative_to_line": _ratio(rv, rl)}
+
+
+def percent_text(log_excess: float | None, excess: float | None = None) -> str:
+    """``37 % longer than``, ``2.1 % shorter than`` or, beyond 10⁴, ``10^12 times as long as``; from the log of
+    the excess, or from the excess itself when its log is missing (runs written before it was recorded)."""
+    if (log_excess is None or not _finite(log_excess)) and excess is not None and _finite(excess) and excess > 0:
+        log_excess = math.log(excess)
+    if log_excess is None or not _finite(log_excess):
+        return "n/a"
+    if log_excess >= math.log(EXCESS_POWER_FROM):
+        return f"{excess_text(None, log_excess)} times as long as"
+    pct = 100.0 * math.expm1(log_excess)
+    size = f"{abs(pct):.2g}" if abs(pct) < 10 else f"{abs(pct):.0f}"
+    return f"{size} % {'longer' if pct >= 0 else 'shorter'} than"
+
+
+def control_text(ctrl: Mapping[str, Any], log_excess: float) -> str:
+    """Sentences on the built-in controls (docs/method.md §7.7)."""
+    out = []
+    sh, rv = ctrl.get("shuffled"), ctrl.get("reversed")
+    if sh:
+        lc = sh.get("log_geodesic_excess")
+        sep = ("so the excess tells this clip from its shuffled version" if sh.get("larger_excess") else
+               "so the excess does NOT tell this clip from its shuffled version")
+        out.append(f"Control: with its interior frames shuffled, the path is {percent_text(lc)} its optimised one "
+                   f"(the clip's: {percent_text(log_excess).removesuffix(' than').removesuffix(' as')}), {sep}.")
+        if not ctrl.get("informative", True):
+            out.append("The shuffled clip passes the same tests, so the verdict above is uninformative.")
+    if rv:
+        d1, d2 = rv.get("excess_relative_difference"), rv.get("residual_relative_difference")
+        if _finite(d1, d2):
+            out.append(f"Played backwards the clip gives the same figures within {100 * max(d1, d2):.0f} % "
+                       + ("(invariant, as a geodesic must be)." if rv.get("invariant") else
+                          "(more than the 10 % a geodesic test should allow: estimator noise dominates)."))
+    return " ".join(out)
+
+
+def summarise(stats: Mapping[str, Mapping[str, float]], metric: str = "density",
+              controls: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None) -> dict[str, Any]:
+    """tests, geodesic excess (and its log and measure), readable numbers, controls, verdict and thresholds,
+    for summary.json. ``controls``: per control (``shuffled``, ``reversed``) its per-path statistics."""
+    from analysis.controls import control_summary
+
     tests = evaluate_tests(stats)
     excess, log_excess, measure = geodesic_excess(stats, metric)
+    ctrl: dict[str, Any] = {}
+    if controls:
+        per = {}
+        for name, cstats in controls.items():
+            ex_c, lx_c, _ = geodesic_excess(cstats, metric)
+            per[name] = {"geodesic_excess": ex_c, "log_geodesic_excess": lx_c, "tests": evaluate_tests(cstats),
+                         "mean_residual_video": float(cstats.get("video", {}).get("mean_residual", math.nan)),
+                         "mean_residual_optimised": float(cstats.get("optimised", {}).get("mean_residual",
+                                                                                          math.nan))}
+        ctrl = control_summary({"log_geodesic_excess": log_excess, "tests": tests,
+                                "mean_residual_video": float(stats.get("video", {}).get("mean_residual", math.nan))},
+                               per)
+    text = verdict_text(tests, excess, stats.get("video"), log_excess)
+    if ctrl:
+        text = text.replace(" " + METHOD_NOTE, "") + " " + control_text(ctrl, log_excess) + " " + METHOD_NOTE
     return {
         "tests": tests,
         "geodesic_excess": excess,
         "log_geodesic_excess": log_excess,
         "excess_measure": measure,
-        "verdict": verdict_text(tests, excess, stats.get("video"), log_excess),
+        "readable": readable(stats, log_excess),
+        "controls": ctrl or None,
+        "verdict": text,
         "thresholds": {"i_fraction_of_line": TEST_I_FRACTION, "ii_factor_of_optimised": TEST_II_FACTOR,
                        "iii_min_ratio": TEST_III_MIN_RATIO},
     }

@@ -38,8 +38,18 @@ AnalyzeFramesOpt = Annotated[int | None, typer.Option("--frames", "-n", help="Fr
 AnalyzeDecodeOptimisedOpt = Annotated[bool, typer.Option("--decode-optimised/--no-decode-optimised",
     help="Decode the optimised path to images (optimised/, "
     "strip.png).")]
-AnalyzeMaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", help="Network-call budget of the solver "
-    "(default 40 × frames).", show_default=False)]
+AnalyzeMaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", help="Network-call budget of each solve "
+    "(default 100 × frames).", show_default=False)]
+AnalyzeDrawsOpt = Annotated[int, typer.Option("--draws", help="contrast: score draws averaged per point in the "
+    "measures.")]
+AnalyzePromptInversionOpt = Annotated[bool, typer.Option("--prompt-inversion/--no-prompt-inversion",
+    help="Optimise one prompt embedding shared by all frames (docs/method.md §1.4).")]
+AnalyzeInversionStepsOpt = Annotated[int, typer.Option("--inversion-steps", help="Steps of the prompt-embedding "
+    "inversion.")]
+AnalyzeTrustOpt = Annotated[float, typer.Option("--trust", help="Trust region of the optimised path: no point moves "
+    "more than this many median steps of its path (0: unbounded).")]
+AnalyzeControlsOpt = Annotated[bool, typer.Option("--controls/--no-controls", help="Also analyse the clip with its "
+    "interior frames shuffled and reversed (docs/method.md §7.7).")]
 AnalyzeDecodeStepsOpt = Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps when decoding the "
     "optimised path (default: the inversion's).",
     show_default=False)]
@@ -58,13 +68,21 @@ def analyze(
     start: Annotated[float | None, typer.Option("--start", help="Start of the time range, seconds.")] = None,
     end: Annotated[float | None, typer.Option("--end", help="End of the time range, seconds.")] = None,
     noise_level: Annotated[float, typer.Option("--noise-level", help="Noise level ν in (0, 1] (docs/method.md §1).")] = 0.6,
-    alpha: Annotated[float | None, typer.Option("--alpha", help="α of the density metric p^-α (default: 1 for "
-                                                "eps, 0.002 for contrast).", show_default=False)] = None,
+    alpha: Annotated[float | None, typer.Option("--alpha", help="α of the density metric p^-α (default: the rule "
+                                                "of docs/method.md §3.7, from the clip's endpoints).",
+                                                show_default=False)] = None,
     metric: Annotated[str, typer.Option("--metric", help="density (p^-α, docs/method.md §3) or score (I + λssᵀ, §4).")]
     = "density",
-    estimator: Annotated[str, typer.Option("--estimator", help="Score estimator: eps (default) or contrast "
-                                           "(docs/method.md §2).")] = "eps",
-    prompt: Annotated[str, typer.Option("--prompt", help="Text condition (default: unconditional).")] = "",
+    estimator: Annotated[str, typer.Option("--estimator", help="Score estimator: contrast (the model's negative "
+                                           "prompt against the clip's condition) or eps (docs/method.md §2).")]
+    = "contrast",
+    draws: AnalyzeDrawsOpt = 4,
+    prompt: Annotated[str, typer.Option("--prompt", help="Text condition (default: unconditional); with prompt "
+                                        "inversion, its starting point.")] = "",
+    prompt_inversion: AnalyzePromptInversionOpt = True,
+    inversion_steps: AnalyzeInversionStepsOpt = 100,
+    trust: AnalyzeTrustOpt = 0.25,
+    controls: AnalyzeControlsOpt = True,
     model: ModelOpt = None,
     device: OptionalDeviceOpt = None,
     dtype: DtypeOpt = "fp32",
@@ -92,9 +110,10 @@ def analyze(
     """Measure how close a clip is to a geodesic of the image model's density (docs/method.md §7).
 
     Encodes the chosen frames, inverts them to noise level ν (the video path), optimises that path with
-    fixed endpoints, perturbs and smooths it, compares all with the straight line, and writes a run folder
-    (summary.json with tests (i)-(iii), geodesic excess and verdict; per_frame.csv/.parquet; plots/;
-    frames/; optimised/). Prints the run folder(s) last.
+    fixed endpoints, perturbs and smooths it, compares all with the straight line, repeats it for the clip
+    with shuffled and with reversed frames (controls), and writes a run folder (summary.json with the
+    geodesic excess, tests (i)-(iii), controls and verdict; per_frame.csv/.parquet; plots/; frames/;
+    optimised/). Prints the run folder(s) last.
 
     Many clips: arguments, globs or --list FILE; --engine ray spreads them over Ray workers (docs/batch.md).
 
@@ -112,8 +131,9 @@ def analyze(
         cfg = AnalysisConfig(
             clips=clip_list, frames=frames if frames is not None else (None if stride is not None else 16),
             stride=stride, start=start, end=end, noise_level=noise_level, alpha=alpha, metric=metric,
-            estimator=estimator, prompt=prompt, model=model, device=device, dtype=dtype, seed=seed, out=out,
-            name=name, decode_optimised=decode_optimised, resume=resume, max_calls=max_calls, delta=delta,
+            estimator=estimator, draws=draws, prompt=prompt, prompt_inversion=prompt_inversion,
+            inversion_steps=inversion_steps, trust=trust or None, controls=controls, model=model, device=device,
+            dtype=dtype, seed=seed, out=out, name=name, decode_optimised=decode_optimised, resume=resume, max_calls=max_calls, delta=delta,
             smooth_sigma=smooth_sigma, steps=steps, decode_steps=decode_steps)
         if engine == "ray":
             from analysis.run import batch_names
@@ -150,15 +170,26 @@ def _print_summary(run: Path, s: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from analysis.verdict import excess_text, percent_text
+
     console = Console(highlight=False)
-    t = Table(title=f"{run.name}  ({s.get('frames')} frames, ν={s.get('noise_level')}, α={s.get('alpha')}, "
-                    f"{s.get('estimator')})", title_justify="left")
+    log_ex = s.get("log_geodesic_excess")
+    rel = (s.get("readable") or {}).get("residual_relative_to_line")
+    longer = percent_text(log_ex, s.get("geodesic_excess"))
+    console.print(f"[bold]{run.name}[/]: the clip's path is {longer} its optimised version "
+                  f"(geodesic excess {excess_text(s.get('geodesic_excess'), log_ex)}); its mean ‖r‖ is "
+                  f"{_num(rel)}× the straight line's.")
+    t = Table(title=f"{s.get('frames')} frames, ν={s.get('noise_level')}, α={_num(s.get('alpha'))}, "
+                    f"{s.get('estimator')}", title_justify="left")
     t.add_column("path")
-    for col in ("mean ‖r‖", "median ‖r‖", "rel. length L̃", "energy"):
+    for col in ("mean ‖r‖", "× line", "median ‖r‖", "rel. length L̃", "energy"):
         t.add_column(col, justify="right")
+    line_r = ((s.get("paths") or {}).get("line") or {}).get("mean_residual")
     for name, st in (s.get("paths") or {}).items():
-        t.add_row(name, _num(st.get("mean_residual")), _num(st.get("median_residual")),
-                  _num(st.get("relative_length")), _num(st.get("energy")))
+        r = st.get("mean_residual")
+        ratio = r / line_r if isinstance(r, int | float) and isinstance(line_r, int | float) and line_r else None
+        t.add_row(name, _num(r), _num(ratio), _num(st.get("median_residual")), _num(st.get("relative_length")),
+                  _num(st.get("energy")))
     console.print(t)
     for key, test in (s.get("tests") or {}).items():
         mark = "[green]pass[/]" if test.get("passed") else "[red]fail[/]"
@@ -167,9 +198,16 @@ def _print_summary(run: Path, s: dict[str, Any]) -> None:
         else:
             nums = f"perturbed ×{_num(test.get('perturbed_ratio'))}, smoothed ×{_num(test.get('smoothed_ratio'))}"
         console.print(f"({key:>3}) {mark}  {test.get('rule', '')}: {nums}")
-    from analysis.verdict import excess_text
-
-    log_ex = s.get("log_geodesic_excess")
-    console.print(f"geodesic excess L̃(video)/L̃(optimised): {excess_text(s.get('geodesic_excess'), log_ex)}"
-                  + (f"  (log: {log_ex:.4g})" if isinstance(log_ex, int | float) else ""))
+    ctrl = s.get("controls") or {}
+    for name in ("shuffled", "reversed"):
+        c = ctrl.get(name)
+        if not c:
+            continue
+        extra = (("[green]further from a geodesic[/]" if c.get("larger_excess") else "[red]not further[/]")
+                 if name == "shuffled" else
+                 (("[green]invariant[/]" if c.get("invariant") else "[red]differs[/]")
+                  + f" (excess {100 * (c.get('excess_relative_difference') or 0):.0f} %, ‖r‖ "
+                    f"{100 * (c.get('residual_relative_difference') or 0):.0f} %)"))
+        console.print(f"control {name:<8}: {percent_text(c.get('log_geodesic_excess'))} its optimised path, "
+                      f"mean ‖r(video)‖ {_num(c.get('mean_residual_video'))}: {extra}")
     console.print(s.get("verdict", ""))

@@ -409,7 +409,7 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
                  max_iters: int = 400, xtol: float = 1e-3, rtol: float = 1e-6, patience: int = 3,
                  step: float = 1.0, step_max: float = 1e4, slack: float = 1.5, stall: int = 12, theta: float = 0.5,
                  coarse_factor: float = 64.0, trust: float | None = None,
-                 progress: ProgressFn = null_progress, monitor: Monitor | None = None, **_: Any) -> BVPResult:
+                 progress: ProgressFn = null_progress, monitor: Monitor | None = None) -> BVPResult:
     """geovid's default BVP solver (see the module docstring). x0: initial path (n, D), endpoints fixed.
 
     The explicit force step is bounded by c h̄² Lip(F) ≤ ``theta`` with Lip(F) a secant estimate from the last
@@ -551,7 +551,7 @@ def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
 
 def solve_energy(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere, *,
                  max_calls: int | None = None, max_iters: int = 400, gtol: float = 1e-7,
-                 progress: ProgressFn = null_progress, **_: Any) -> BVPResult:
+                 progress: ProgressFn = null_progress) -> BVPResult:
     """Energy formulation for the score metric (docs/method.md §4, §5 "free choices"): minimise the discrete energy
     E = (n/2) Σ (‖Δx_i‖² + λ (s(m_i)·Δx_i)²) over the interior points with L-BFGS, gradients through autograd
     (the score must be differentiable). On the sphere the points are parametrised as R·y/‖y‖.
@@ -622,7 +622,7 @@ def _spline_derivatives(knots_t: np.ndarray, x: torch.Tensor, sphere: Sphere) ->
 def solve_reference(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere, *,
                     levels: tuple[int, ...] = (1, 3, 7, 15), iters_per_level: int = 100, eta0: float = 0.1,
                     progress: ProgressFn = null_progress, max_calls: int | None = None,
-                    monitor: Monitor | None = None, **_: Any) -> BVPResult:
+                    monitor: Monitor | None = None) -> BVPResult:
     """The published schedule of docs/method.md §5 (density metric only). x0 gives the endpoints (and is otherwise unused:
     the reference always starts from the slerp/lerp between them)."""
     _check_inputs(x0)
@@ -739,6 +739,19 @@ def _solve_energy_starts(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, spher
                      seconds=time.perf_counter() - t0, info=info)
 
 
+def _refuse_unknown_options(solver: str, options: dict[str, Any]) -> None:
+    """An option the chosen solver does not take is an error, never silently ignored."""
+    import inspect
+
+    fn = {"geovid": solve_geovid, "reference": solve_reference, "energy": solve_energy}[solver]
+    known = {name for name, p in inspect.signature(fn).parameters.items() if p.kind == p.KEYWORD_ONLY}
+    known |= {"start_amplitude", "candidates", "start_seed", "mode"} if solver == "energy" else set()
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InputError(f"the {solver} solver does not take the option(s) {', '.join(unknown)} "
+                         f"(it takes: {', '.join(sorted(known))})")
+
+
 def solve_bvp(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere | None = None,
               solver: str = "geovid", seed: int | None = 0, starts: int = 0, **options: Any) -> BVPResult:
     """Solve the geodesic BVP with fixed endpoints x0[0], x0[-1] (docs/method.md §5).
@@ -768,11 +781,14 @@ def solve_bvp(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere |
         sphere = Sphere.for_points(x0[[0, -1]])
     if seed is not None:
         torch.manual_seed(seed)
-    options.setdefault("start_seed", 0 if seed is None else int(seed))
     if solver == "geovid" and metric.name == "score":
         # The score metric's force involves Hessian-vector products and is stiff for the semi-implicit
-        # residual iteration; its energy is smooth, so geovid minimises the energy directly.
+        # residual iteration; its energy is smooth, so geovid minimises the energy directly (docs/method.md
+        # §5.5); the result says so (BVPResult.solver == "energy").
         solver = "energy"
+    _refuse_unknown_options(solver, options)
+    if solver != "reference":  # the bends of extra starts (the reference schedule has one start)
+        options.setdefault("start_seed", 0 if seed is None else int(seed))
     if solver == "reference":
         if starts:
             raise InputError("the reference solver reproduces the published schedule from one start; "
@@ -788,6 +804,9 @@ def solve_bvp(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere |
         return res
     if solver == "energy":
         _check_inputs(x0)
+        if options.pop("mode", "free") != "free":
+            raise InputError("the score metric's energy solver moves points freely; mode 'normal' needs the "
+                             "density metric")
         amp = options.pop("start_amplitude", DEFAULT_START_AMPLITUDE)
         sseed = options.pop("start_seed")
         options.pop("candidates", None)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from geovid.cli import app
 
 runner = CliRunner()
-FAST = ["--steps", "6", "--max-calls", "30", "--device", "cpu"]
+FAST = ["--steps", "6", "--max-calls", "30", "--device", "cpu", "--inversion-steps", "5", "--draws", "2"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_private_cache")
@@ -50,7 +50,8 @@ def test_analyze_an_8_frame_clip(clip8: Path, analysis_model: str | None, tmp_pa
     assert s["frames"] == 8 and s["geodesic_excess"] is not None
     assert {k: type(v["passed"]) for k, v in s["tests"].items()} == {"i": bool, "ii": bool, "iii": bool}
     t = pd.read_csv(run / "per_frame.csv")
-    assert list(t.columns) == ["path", "frame", "time_s", "residual", "log_density", "speed"] and len(t) == 40
+    # five paths and the two controls' video paths, 8 frames each
+    assert list(t.columns) == ["path", "frame", "time_s", "residual", "log_density", "speed"] and len(t) == 56
     assert len(list((run / "frames").glob("*.png"))) == 8 and len(list((run / "optimised").glob("*.png"))) == 8
     assert (run / "strip.png").is_file()
     for name in ("residual", "log_density", "projection"):
@@ -62,6 +63,8 @@ def test_summary_table_and_no_decode(clip8: Path, analysis_model: str | None, tm
                               "--no-decode-optimised", *FAST, *_model_args(analysis_model)])
     assert res.exit_code == 0, res.output
     assert "geodesic excess" in res.output and "(iii)" in res.output and "optimised" in res.output
+    assert "% longer than its optimised version" in res.output or "shorter than" in res.output
+    assert "control shuffled" in res.output and "control reversed" in res.output
     run = tmp_path / "nd"
     assert _manifest(run)["status"] == "complete" and "decode_optimised" not in _manifest(run)["phases_done"]
     assert not (run / "optimised").exists() and not (run / "strip.png").exists()
@@ -115,7 +118,7 @@ def test_ctrl_c_then_resume(clip8: Path, analysis_model: str | None, tmp_path: P
     assert res.exit_code == 130 and "interrupted" in res.output
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     m = _manifest(run)
-    assert m["status"] == "interrupted" and m["phases_done"] == ["decode", "encode", "paths", "solve"]
+    assert m["status"] == "interrupted" and m["phases_done"] == ["decode", "encode", "paths", "alpha", "solve"]
 
     monkeypatch.setattr(analysis.compare, "measure_paths", real)
     res = runner.invoke(app, [*args, "--resume"])

@@ -78,3 +78,16 @@ def test_trust_region_bounds_every_point_of_the_optimised_path() -> None:
     moved = (held.path - x0).norm(dim=-1)
     assert moved_free > 0.2  # with no score the bump is straightened
     assert float(moved.max()) <= 0.05 + 1e-9 and float(moved.max()) > 0.04
+
+
+def test_unknown_solver_options_are_refused_not_swallowed() -> None:
+    from geovid.errors import InputError
+    from geovid.geometry.bvp import solve_bvp
+    from geovid.geometry.metrics import make_metric
+
+    x0 = initial_path(torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64), 5, Sphere(None))
+    zero = lambda x: torch.zeros_like(x)  # noqa: E731
+    with pytest.raises(InputError, match=r"geovid solver does not take the option.*trust_radius"):
+        solve_bvp(x0, zero, make_metric("density"), Sphere(None), trust_radius=1.0)
+    with pytest.raises(InputError, match=r"reference solver does not take the option.*mode"):
+        solve_bvp(x0, zero, make_metric("density"), Sphere(None), solver="reference", mode="normal")

@@ -18,7 +18,7 @@ from geovid import method
 from geovid.errors import GeovidError, InputError
 from geovid.progress import Cancelled
 
-FAST = {"frames": 6, "steps": 6, "max_calls": 30}
+FAST = {"frames": 6, "steps": 6, "max_calls": 30, "inversion_steps": 5, "draws": 2}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_private_cache")
@@ -64,6 +64,9 @@ def reference(clip: Path, analysis_model: str | None, tmp_path_factory: pytest.T
     ({"smooth_sigma": 0.0}, "--smooth-sigma"),
     ({"stride": 0}, "--stride"),
     ({"max_calls": 0}, "--max-calls"),
+    ({"draws": 0}, "--draws"),
+    ({"inversion_steps": 0}, "--inversion-steps"),
+    ({"trust": -1.0}, "--trust"),
     ({"clips": []}, "no clip given"),
 ])
 def test_bad_options_are_one_line_input_errors(kw: dict, match: str) -> None:
@@ -74,12 +77,13 @@ def test_bad_options_are_one_line_input_errors(kw: dict, match: str) -> None:
 
 def test_run_config_is_resolved_and_json() -> None:
     cfg = AnalysisConfig(clips=["a.mp4"])
-    assert cfg.clips == [Path("a.mp4")] and cfg.estimator == "eps" and cfg.frames == 16
+    assert cfg.clips == [Path("a.mp4")] and cfg.estimator == "contrast" and cfg.frames == 16
+    assert cfg.draws == 4 and cfg.prompt_inversion and cfg.trust == 0.25 and cfg.controls
     rc = cfg.run_config()
-    assert rc["alpha"] == 1.0  # default_alpha("eps")
+    assert rc["alpha"] == "rule"  # docs/method.md §3.7, computed per clip
     assert rc["model"] == "bundled:geovid-tiny-sd" and rc["device"] == "auto"
     assert rc["solver"] == "geovid" and rc["solver_mode"] == "normal" and rc["max_calls"] is None
-    assert AnalysisConfig(clips=["a.mp4"], estimator="contrast").run_config()["alpha"] == 0.002
+    assert AnalysisConfig(clips=["a.mp4"], alpha=0.01).run_config()["alpha"] == 0.01
     json.dumps(rc, allow_nan=False)
 
 
@@ -89,9 +93,9 @@ def test_run_config_is_resolved_and_json() -> None:
 def test_run_writes_the_contract(reference: Path) -> None:
     m = _manifest(reference)
     assert m["kind"] == "analysis" and m["status"] == "complete" and m["error"] is None
-    assert m["phases_done"] == ["decode", "encode", "paths", "solve", "measure", "decode_optimised", "report"]
-    assert set(m["timings"]) >= {"decode", "encode", "paths", "solve", "measure", "decode_optimised", "report"}
-    assert m["network_calls"] > 0 and m["config"]["alpha"] == 1.0 and m["seed"] == 0
+    phases = ["decode", "encode", "paths", "alpha", "solve", "measure", "decode_optimised", "report"]
+    assert m["phases_done"] == phases and set(m["timings"]) >= set(phases)
+    assert m["network_calls"] > 0 and m["config"]["alpha"] == "rule" and m["seed"] == 0
     for rel in ("summary.json", "per_frame.csv", "per_frame.parquet", "strip.png", "plots/residual.png",
                 "plots/log_density.png", "plots/projection.png", "points.safetensors", "optimised.safetensors"):
         assert (reference / rel).is_file(), rel
@@ -113,11 +117,18 @@ def test_run_writes_the_contract(reference: Path) -> None:
         s["paths"]["perturbed"]["mean_residual"] / s["paths"]["video"]["mean_residual"])
     assert isinstance(s["verdict"], str) and len(s["verdict"]) > 100
     assert s["solver"]["network_calls"] <= 30 and s["solver"]["mode"] == "normal"
+    # α by the rule (docs/method.md §3.7): the line's density term is the half-circle curvature 2/chord.
+    rule = s["alpha_rule"]
+    assert rule["rho"] == 2.0 and s["alpha"] == pytest.approx(2.0 / (rule["chord"] * rule["normal_score"]))
+    assert s["condition"]["prompt_inversion"] and s["condition"]["inversion_steps"] == 5 and s["draws"] == 2
+    assert set(s["controls"]) == {"shuffled", "reversed", "informative"}
+    assert s["readable"]["percent_longer_than_optimised"] == pytest.approx(100 * (s["geodesic_excess"] - 1))
     assert s["frames"] == 6 and s["frame_indices"][0] == 0 and s["frame_indices"][-1] == 7
 
     table = pd.read_parquet(reference / "per_frame.parquet")
     assert list(table.columns) == ["path", "frame", "time_s", "residual", "log_density", "speed"]
-    assert len(table) == 30
+    assert len(table) == 42 and set(table.path) == {"video", "optimised", "perturbed", "smoothed", "line",
+                                                    "shuffled", "reversed"}
     video = table[table.path == "video"]
     assert video["residual"].iloc[1:-1].mean() == pytest.approx(s["paths"]["video"]["mean_residual"])
     assert list(video["time_s"]) == s["time_s"]
@@ -149,7 +160,7 @@ def test_cancel_marks_interrupted_and_resume_finishes_with_the_same_numbers(
         run_analysis(cfg, progress=progress, cancel=cancel)
     run = tmp_path / "cut"
     m = _manifest(run)
-    assert m["status"] == "interrupted" and m["phases_done"] == ["decode", "encode", "paths"]
+    assert m["status"] == "interrupted" and m["phases_done"] == ["decode", "encode", "paths", "alpha"]
     assert not (run / "summary.json").exists()
     calls_before = m["network_calls"]
 
@@ -218,3 +229,30 @@ def test_batch_writes_one_run_per_clip_and_a_summary(clip: Path, analysis_model:
     assert rows.loc[0, "geodesic_excess"] == pytest.approx(_summary(out / "b-walk")["geodesic_excess"])
     assert rows.loc[0, "mean_residual_video"] > 0 and rows.loc[0, "tests_passed"] in (0, 1, 2, 3)
     assert "no such file" in rows.loc[1, "error"]
+
+
+def test_defaults_give_a_readable_excess_controls_that_behave_and_a_plausible_optimum(
+        analysis_model: str | None, tmp_path: Path) -> None:
+    """Issue 12 on one short world clip at the defaults (fewer frames and inversion steps, a smaller budget): the
+    excess is finite and in [1, 10³], the shuffled control is further from a geodesic, the reversed clip gives
+    the same figures within 10 %, and the decoded γ_o is still a world scene (docs/analysis.md)."""
+    from analysis.run import _read_png_frames
+    from geovid.world.checker import check
+    from geovid.world.clips import clip_scenes, write_clip
+    from geovid.world.scene import caption
+
+    if analysis_model is not None:
+        pytest.skip("needs the bundled model (a random tiny model has no density to measure)")
+    clip = write_clip(tmp_path / "lin.mp4", motion="linear", frames=8, seed=3)
+    run = run_analysis(AnalysisConfig(clips=[clip], out=tmp_path / "runs", name="d", frames=8,
+                                      inversion_steps=30, max_calls=400))
+    s = _summary(run)
+    assert 1.0 <= s["geodesic_excess"] <= 1e3
+    sh, rv = s["controls"]["shuffled"], s["controls"]["reversed"]
+    assert sh["larger_excess"] and sh["geodesic_excess"] > s["geodesic_excess"]
+    assert rv["excess_relative_difference"] <= 0.10 and rv["residual_relative_difference"] <= 0.10
+    assert "shuffled" in s["verdict"] and "backwards" in s["verdict"]
+    decoded = _read_png_frames(run / "optimised")[1:-1]
+    captions = [caption(sc) for sc in clip_scenes("linear", 8, 3)[0]][1:-1]
+    plausible = [check(f, c).plausible for f, c in zip(decoded, captions)]
+    assert sum(plausible) >= 0.8 * len(plausible)

@@ -86,7 +86,8 @@ def test_summary_block_states_thresholds_next_to_numbers_and_is_json() -> None:
 
 def test_verdict_paragraph_follows_the_numbers() -> None:
     good = verdict.summarise(stats(1.0, 0.8, 5.0, 1.3, 4.0))["verdict"]
-    assert "all three tests pass" in good and "1.11 times as long" in good  # exp(0.1) = 1.105
+    assert "all three tests pass" in good and "geodesic excess 1.11" in good  # exp(0.1) = 1.105
+    assert good.startswith("The clip's path is 11 % longer than its optimised version")  # the headline first
     bad = verdict.summarise(stats(10.0, 2.0, 12.0, 4.0, 5.0))["verdict"]
     assert "none of the three tests pass" in bad and "smoothing" in bad and "lowers it" in bad
     part = verdict.summarise(stats(1.0, 0.8, 5.0, 0.9, 4.0))["verdict"]
@@ -118,3 +119,22 @@ def test_huge_excesses_are_written_as_powers_of_ten_from_their_log() -> None:
     assert verdict.excess_text(None) == "n/a" and verdict.excess_text(math.nan, math.nan) == "n/a"
     text = verdict.summarise(stats(10.0, 2.0, 12.0, 4.0, 5.0, log_len_v=900.0, log_len_o=0.0))["verdict"]
     assert "10^391 times as long" in text and "inf" not in text
+
+
+def test_readable_numbers_and_controls_in_the_summary() -> None:
+    clip = stats(1.0, 0.8, 5.0, 1.3, 4.0)  # passes all three tests, excess e^0.1
+    shuffled = stats(3.0, 2.0, 3.5, 2.0, 4.0, log_len_v=2.9)  # e^2 = 7.4× its optimised path
+    reversed_ = stats(1.05, 0.8, 5.0, 1.3, 4.0, log_len_v=1.005)
+    out = verdict.summarise(clip, controls={"shuffled": shuffled, "reversed": reversed_})
+    assert out["readable"]["percent_longer_than_optimised"] == pytest.approx(100 * (math.exp(0.1) - 1))
+    assert out["readable"]["residual_relative_to_line"] == pytest.approx(0.25)
+    sh, rv = out["controls"]["shuffled"], out["controls"]["reversed"]
+    assert sh["larger_excess"] and not sh["same_verdict"] and out["controls"]["informative"]
+    assert rv["excess_relative_difference"] == pytest.approx(math.expm1(0.005))
+    assert rv["residual_relative_difference"] == pytest.approx(0.05) and rv["invariant"]
+    assert "shuffled" in out["verdict"] and "tells this clip from its shuffled version" in out["verdict"]
+    assert out["verdict"].endswith("docs/method.md §7.4.")
+    json.dumps(out, allow_nan=False)
+    # A shuffled clip that passes the same tests makes the verdict uninformative, and says so.
+    same = verdict.summarise(clip, controls={"shuffled": clip})
+    assert not same["controls"]["informative"] and "uninformative" in same["verdict"]

@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from analysis.verdict import excess_text
+from analysis.verdict import excess_text, percent_text
 from geovid.runs.catalog import RunRecord, list_baselines, list_frames, list_plots, load_per_frame, load_run
 from tui.format import STATUS_STYLE, created_text, num
 from tui.images import make_image, set_image
@@ -110,12 +110,39 @@ def _analysis_parts(s: dict[str, Any]) -> list[RenderableType]:
     parts: list[RenderableType] = []
     verdict = s.get("verdict")
     excess, log_excess = s.get("geodesic_excess"), s.get("log_geodesic_excess")
-    line = f"\ngeodesic excess L̃(video)/L̃(optimised): {excess_text(excess, log_excess)}"
-    if isinstance(log_excess, int | float):
-        line += f"  (log {num(log_excess, 4)})"
+    paths = s.get("paths") if isinstance(s.get("paths"), dict) else {}
+    rv = (paths.get("video") or {}).get("mean_residual")
+    rl = (paths.get("line") or {}).get("mean_residual")
+    rel = (s.get("readable") or {}).get("residual_relative_to_line") or (
+        rv / rl if isinstance(rv, int | float) and isinstance(rl, int | float) and rl else None)
+    line = f"\nthe clip's path is {percent_text(log_excess, excess)} its optimised version (geodesic excess " \
+           f"{excess_text(excess, log_excess)})"
+    if rel is not None:
+        line += f"; mean ‖r‖ {num(rel)}× the straight line's"
     parts.append(Text(line, style="bold"))
     if isinstance(verdict, str):
         parts.append(Text(verdict))
+    ctrl = s.get("controls")
+    if isinstance(ctrl, dict) and ctrl:
+        t = Table(title="controls (docs/method.md §7.7)", title_justify="left", box=None, pad_edge=False)
+        for col in ("", "control", "vs its optimised path", "mean ‖r(video)‖", "reading"):
+            t.add_column(col)
+        for name in ("shuffled", "reversed"):
+            c = ctrl.get(name)
+            if not isinstance(c, dict):
+                continue
+            ok = c.get("larger_excess") if name == "shuffled" else c.get("invariant")
+            reading = (("further from a geodesic than the clip" if ok else "NOT further than the clip")
+                       if name == "shuffled" else
+                       f"{'same' if ok else 'differs'}: excess {num(100 * (c.get('excess_relative_difference') or 0))} %, "
+                       f"‖r‖ {num(100 * (c.get('residual_relative_difference') or 0))} %")
+            t.add_row(Text("✓", style="green") if ok else Text("✗", style="red"), name,
+                      percent_text(c.get("log_geodesic_excess")).removesuffix(" than").removesuffix(" as"),
+                      num(c.get("mean_residual_video")), reading)
+        parts.append(t)
+        if ctrl.get("informative") is False:
+            parts.append(Text("the shuffled clip passes the same tests: the verdict is uninformative",
+                              style="yellow"))
     tests = s.get("tests")
     if isinstance(tests, dict) and tests:
         t = Table(title="tests (docs/method.md §7.4)", title_justify="left", box=None, pad_edge=False)
