@@ -29,8 +29,9 @@ OptionalDeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cu
                                                show_default=False)]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted run with the same inputs and "
                                          "options (the one named by --name, else the newest).")]
-AlphaOpt = Annotated[float | None, typer.Option("--alpha", help="α of the density metric p^-α (default 0.002; "
-                                                "docs/interpolation.md explains why not 1).", show_default=False)]
+AlphaOpt = Annotated[float | None, typer.Option("--alpha", help="α of the density metric p^-α (default: the rule "
+                                                "of docs/method.md §3.7, 2/(chord × median |N P s| on the straight "
+                                                "path), per run).", show_default=False)]
 MetricOpt = Annotated[str, typer.Option("--metric", help="density (p^-α, docs/method.md §3) or score (I + λssᵀ, §4).")]
 LambdaOpt = Annotated[float, typer.Option("--lambda", help="λ of the score metric.")]
 DecodeStepsOpt = Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps per decoded frame (default "

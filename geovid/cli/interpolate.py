@@ -62,6 +62,23 @@ InterpolateStartsOpt = Annotated[int | None, typer.Option("--starts", help="Extr
     "to each (default 0, docs/benchmarks.md).",
     show_default=False)]
 
+# Options of issue #13 (docs/interpolation.md, "Defaults and why", "Conditioning").
+InterpolateEstimatorOpt = Annotated[str | None, typer.Option("--estimator", help="Score estimator: contrast (default, "
+    "with the model's negative prompt) or eps (docs/method.md §2).", show_default=False)]
+InterpolateDrawsOpt = Annotated[int | None, typer.Option("--draws", help="(τ, ε₀) draws per point of the contrast "
+    "estimator (default 1).", show_default=False)]
+InterpolateConditioningOpt = Annotated[str | None, typer.Option("--conditioning", help="invert (default without "
+    "--prompt: prompt embeddings inverted from A and B, blended along the path) or prompt (the text prompt).",
+    show_default=False)]
+InvertStepsOpt = Annotated[int | None, typer.Option("--invert-steps", help="Steps of the prompt-embedding inversion "
+    "(default 20, or the run's).", show_default=False)]
+ExtrapolateEstimatorOpt = Annotated[str | None, typer.Option("--estimator", help="contrast (default, or the run's) "
+    "or eps.", show_default=False)]
+ExtrapolateDrawsOpt = Annotated[int | None, typer.Option("--draws", help="(τ, ε₀) draws per point of the contrast "
+    "estimator (default 1, or the run's).", show_default=False)]
+ExtrapolateConditioningOpt = Annotated[str | None, typer.Option("--conditioning", help="invert (default without "
+    "--prompt; a run's inverted conditions are reused) or prompt.", show_default=False)]
+
 
 def interpolate(
     image_a: Annotated[Path | None, typer.Argument(help="First image (PNG, JPEG, WebP, ...).",
@@ -76,8 +93,10 @@ def interpolate(
     lam: LambdaOpt = 1000.0,
     solver: Annotated[str, typer.Option("--solver", help="geovid (default) or reference (the published "
                                         "schedule, docs/method.md §5).")] = "geovid",
-    estimator: Annotated[str, typer.Option("--estimator", help="Score estimator: eps (default) or contrast "
-                                           "(docs/method.md §2).")] = "eps",
+    estimator: InterpolateEstimatorOpt = None,
+    draws: InterpolateDrawsOpt = None,
+    conditioning: InterpolateConditioningOpt = None,
+    invert_steps: InvertStepsOpt = None,
     uniform: Annotated[bool, typer.Option("--uniform/--no-uniform", help="Perceptually uniform re-timing of every "
                                           "method (docs/method.md §8).")] = True,
     baselines: InterpolateBaselinesOpt = "lerp,slerp",
@@ -123,6 +142,7 @@ def interpolate(
         cfg = InterpolationConfig(
             image_a=image_a or Path(), image_b=image_b or Path(), frames=frames, prompt=prompt, prompt_b=prompt_b,
             noise_level=noise_level, alpha=alpha, metric=metric, lam=lam, solver=solver, estimator=estimator,
+            draws=draws, conditioning=conditioning, invert_steps=invert_steps,
             uniform=uniform, baselines=parse_baselines(baselines), perceptual=perceptual, max_calls=max_calls,
             starts=starts, decode_steps=decode_steps, resize=resize, fps=fps, model=model, device=device, dtype=dtype, seed=seed,
             out=out, name=name, resume=resume)
@@ -196,8 +216,10 @@ def extrapolate(
     metric: Annotated[str | None, typer.Option("--metric", help="density (default) or score.",
                                                show_default=False)] = None,
     lam: LambdaOpt = 1000.0,
-    estimator: Annotated[str | None, typer.Option("--estimator", help="eps (default, or the run's) or contrast.",
-                                                  show_default=False)] = None,
+    estimator: ExtrapolateEstimatorOpt = None,
+    draws: ExtrapolateDrawsOpt = None,
+    conditioning: ExtrapolateConditioningOpt = None,
+    invert_steps: InvertStepsOpt = None,
     decode_steps: DecodeStepsOpt = None,
     resize: ResizeOpt = "center-crop",
     fps: FpsOpt = 8.0,
@@ -226,7 +248,8 @@ def extrapolate(
         cfg = ExtrapolationConfig(
             inputs=list(inputs or []), from_run=from_run, steps=steps, step_size=step_size,
             decode_every=decode_every, substeps=substeps, context=context, tangent=tangent, prompt=prompt, noise_level=noise_level,
-            alpha=alpha, metric=metric, lam=lam, estimator=estimator, decode_steps=decode_steps, resize=resize,
+            alpha=alpha, metric=metric, lam=lam, estimator=estimator, draws=draws, conditioning=conditioning,
+            invert_steps=invert_steps, decode_steps=decode_steps, resize=resize,
             fps=fps, model=model, device=device, dtype=dtype, seed=seed, out=out, name=name, resume=resume)
         run_job(run_extrapolation, cfg, threads, quiet, as_json, _print_extrapolation)
 

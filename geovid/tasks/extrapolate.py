@@ -63,11 +63,20 @@ class ExtrapolationConfig(SequenceOptions):
     noise_level: float | None = None
     """Noise level ν in (0, 1] (default 0.6, or the run's; a run's points exist only at its own level)."""
     alpha: float | None = None
-    """Density-metric exponent α (docs/method.md §3; default 0.002, or the run's, see ``interpolate.SEQUENCE_ALPHA``)."""
+    """Density-metric exponent α (docs/method.md §3); ``None``: the run's α when it was given explicitly, else
+    the rule of docs/method.md §3.7 for a ray (:func:`geovid.geometry.alpha.calibrate_alpha_ray`: the chord is the
+    straight continuation of v₀ over the distance the shot covers)."""
     metric: str | None = None
     """``density`` (default) or ``score``."""
     estimator: str | None = None
-    """Score estimator ``eps`` (default) or ``contrast`` (docs/method.md §2)."""
+    """Score estimator ``contrast`` (default, or the run's) or ``eps`` (docs/method.md §2)."""
+    draws: int | None = None
+    """(τ, ε₀) draws per point of the contrast estimator (default 1, or the run's)."""
+    conditioning: str | None = None
+    """``invert`` (prompt embeddings inverted from the given frames; beyond the last one c = its embedding),
+    ``prompt`` (the text prompt) or ``None``: the run's, else ``invert`` unless a prompt is given."""
+    invert_steps: int | None = None
+    """Steps of the prompt-embedding inversion (default: the run's, else ``common.DEFAULT_INVERT_STEPS``)."""
 
     def validate(self) -> dict[str, Any]:
         """Check the options and the inputs (no run folder is made); returns the resolved options stored in the
@@ -135,7 +144,13 @@ def _resolved(cfg: ExtrapolationConfig, src: _Source) -> dict[str, Any]:
     """Validate the options (inheriting model, ν, prompt and score settings from a source run)."""
     from geovid.backbones.loader import model_name
     from geovid.geometry.estimators import ESTIMATORS
-    from geovid.tasks.interpolate import RESIZE_POLICIES, sequence_alpha
+    from geovid.tasks.common import DEFAULT_INVERT_STEPS
+    from geovid.tasks.interpolate import (
+        DEFAULT_DRAWS,
+        DEFAULT_ESTIMATOR,
+        RESIZE_POLICIES,
+        resolve_conditioning,
+    )
 
     run_cfg = src.run_manifest.get("config", {}) if src.kind == "run" else {}
     if not isinstance(cfg.steps, int) or cfg.steps < 1:
@@ -165,21 +180,37 @@ def _resolved(cfg: ExtrapolationConfig, src: _Source) -> dict[str, Any]:
             model = run_model or None
         elif run_model and model_name(model) != run_model:
             raise InputError(f"run {src.paths[0].name} was made with {run_model}; --model {model} cannot continue it")
-    estimator = cfg.estimator or str(run_cfg.get("estimator") or "eps")
+    estimator = cfg.estimator or str(run_cfg.get("estimator") or DEFAULT_ESTIMATOR)
     if estimator not in ESTIMATORS or estimator == "exact":
         raise InputError(f"unknown estimator {estimator!r}; choose from eps, contrast")
     metric = cfg.metric or str(run_cfg.get("metric") or "density")
     if metric not in ("density", "score"):
         raise InputError(f"unknown metric {metric!r}; choose from density, score")
+    alpha: float | None
     if cfg.alpha is not None:
         alpha = float(cfg.alpha)
     elif run_cfg.get("alpha") is not None and estimator == run_cfg.get("estimator"):
         alpha = float(run_cfg["alpha"])
     else:
-        alpha = sequence_alpha(estimator)
-    if not (math.isfinite(alpha) and alpha > 0):
+        alpha = None  # the rule of docs/method.md §3.7, for the ray of the shot
+    if alpha is not None and not (math.isfinite(alpha) and alpha > 0):
         raise InputError(f"--alpha must be positive, got {cfg.alpha}")
+    draws = cfg.draws if cfg.draws is not None else (run_cfg.get("draws") or DEFAULT_DRAWS)
+    if not isinstance(draws, int) or isinstance(draws, bool) or not 1 <= draws <= 64:
+        raise InputError(f"--draws must be a whole number from 1 to 64, got {cfg.draws}")
+    if cfg.draws not in (None, 1) and estimator != "contrast":
+        raise InputError("--draws needs the contrast estimator (eps is deterministic)")
     prompt = cfg.prompt if cfg.prompt is not None else str(src.run_meta.get("prompt") or "")
+    if src.kind == "run" and cfg.conditioning is None:
+        conditioning = str(run_cfg.get("conditioning") or "prompt")
+    else:
+        conditioning = resolve_conditioning(cfg.conditioning, cfg.prompt)
+    if src.kind == "run" and conditioning == "invert" and run_cfg.get("conditioning") != "invert":
+        raise InputError(f"run {src.paths[0].name} has no inverted conditions; use --conditioning prompt")
+    invert_steps = cfg.invert_steps if cfg.invert_steps is not None else int(
+        run_cfg.get("invert_steps") or DEFAULT_INVERT_STEPS)
+    if not isinstance(invert_steps, int) or isinstance(invert_steps, bool) or not 0 <= invert_steps <= 10000:
+        raise InputError(f"--invert-steps must be a whole number from 0 to 10000, got {cfg.invert_steps}")
     decode_steps = 10 if cfg.decode_steps is None else int(cfg.decode_steps)
     if decode_steps < 1:
         raise InputError(f"--decode-steps must be at least 1, got {cfg.decode_steps}")
@@ -193,7 +224,9 @@ def _resolved(cfg: ExtrapolationConfig, src: _Source) -> dict[str, Any]:
         "context": cfg.context if src.kind == "clip" else None,
         "tangent": cfg.tangent if src.kind == "images" else None, "prompt": prompt, "noise_level": float(nu),
         "alpha": alpha, "metric": metric, "lam": float(cfg.lam) if metric == "score" else None,
-        "estimator": estimator, "decode_steps": decode_steps, "sphere": bool(cfg.sphere), "resize": cfg.resize,
+        "estimator": estimator, "draws": draws if estimator == "contrast" else None, "conditioning": conditioning,
+        "invert_steps": invert_steps if conditioning == "invert" and src.kind != "run" else None,
+        "decode_steps": decode_steps, "sphere": bool(cfg.sphere), "resize": cfg.resize,
         "fps": float(cfg.fps), "model": model, "device": cfg.device, "dtype": cfg.dtype, "seed": int(cfg.seed),
     }
 
@@ -255,8 +288,6 @@ class _Shot:
         self.write()
 
     def setup(self) -> None:
-        from geovid.geometry.estimators import make_estimator
-        from geovid.geometry.metrics import make_metric
         from geovid.tasks.common import fit_image, load_model
 
         torch.manual_seed(self.res["seed"])
@@ -271,11 +302,9 @@ class _Shot:
             raise InputError(f"run {self.src.paths[0].name} is at timestep {self.src.run_meta['timestep']} but this "
                              f"model puts ν = {self.res['noise_level']} at {self.t}")
         self.cond = self.bb.embed_prompt(self.res["prompt"])
-        kw: dict[str, Any] = {}
-        if self.res["estimator"] == "contrast":
-            kw["neg_cond"] = self.bb.embed_prompt(getattr(self.bb, "default_negative_prompt", ""))
-        self.score = make_estimator(self.res["estimator"], self.bb, self.t, self.cond, seed=self.res["seed"], **kw)
-        self.metric = make_metric(self.res["metric"], alpha=self.res["alpha"], lam=self.res["lam"] or 1000.0)
+        self.cond_first = self.cond_last = self.cond
+        # The score is made once the given points are known (encode): its condition c(x) depends on them; the
+        # metric once v₀ is known (shoot): α's rule depends on the ray.
 
     def _given_images(self) -> np.ndarray | list[np.ndarray]:
         """The frames the shot continues (shown in strip.png), as read: input images, the clip's last frames, or
@@ -310,6 +339,9 @@ class _Shot:
         if state is not None:
             pts = state[0]["points"]
             radius = state[1].get("radius")
+            if "cond_first" in state[0]:
+                self.cond_first = state[0]["cond_first"].to(self.bb.device, self.bb.dtype)
+                self.cond_last = state[0]["cond_last"].to(self.bb.device, self.bb.dtype)
         else:
             with self.run.phase("encode"):
                 self.progress("encode", 0, None, {"source": self.src.kind})
@@ -320,10 +352,24 @@ class _Shot:
                         raise InputError(f"run {self.src.paths[0].name} has points of size {pts.shape[1]}, this "
                                          f"model's latents have {math.prod(self.bb.latent_shape)}")
                     radius = meta.get("radius")
+                    if self.res["conditioning"] == "invert":
+                        from safetensors.torch import load_file
+
+                        try:
+                            conds = load_file(str(self.src.paths[0] / "conditions.safetensors"))
+                        except Exception as exc:
+                            raise InputError(f"run {self.src.paths[0].name} has no readable conditions.safetensors "
+                                             f"({type(exc).__name__}); use --conditioning prompt") from None
+                        self.cond_first = conds["cond_a"].to(self.bb.device, self.bb.dtype)
+                        self.cond_last = conds["cond_b"].to(self.bb.device, self.bb.dtype)
+                elif self.res["conditioning"] == "invert" and hasattr(self.bb, "invert_prompt_embedding"):
+                    pts = self._encode_inverted()
                 else:
                     pts = images_to_points(self.bb, self.given, self.res["noise_level"], self.res["prompt"],
                                            progress=step_progress(self.progress, "encode")).points
-                save_state(self.run, "encode", {"points": pts}, {"radius": radius, "t": self.t})
+                save_state(self.run, "encode", {"points": pts, "cond_first": self.cond_first.float().clone(),
+                                                "cond_last": self.cond_last.float().clone()},
+                           {"radius": radius, "t": self.t})
         if not self.res["sphere"]:
             self.sphere = Sphere(None)
         elif radius is not None:
@@ -331,6 +377,47 @@ class _Shot:
         else:
             self.sphere = Sphere.for_points(pts if self.src.kind == "clip" else pts[[0, -1]])
         self.context = self.sphere.project_points(pts)
+        from geovid.tasks.common import ConditionField, field_estimator
+
+        # c(x) blended between the first and the last given point; beyond the last (the whole shot) it is the
+        # last one's embedding (docs/interpolation.md, "Conditioning").
+        self.field = ConditionField(self.cond_first, self.cond_last, self.context[0], self.context[-1])
+        self.score = field_estimator(self.res["estimator"], self.bb, self.t, self.field, seed=self.res["seed"],
+                                     draws=int(self.res.get("draws") or 1))
+        # A provisional metric, used only by the tangent BVP of --tangent geodesic (α by the rule on the chord A→B);
+        # the shot's own α is set in shoot().
+        self._set_alpha(self.res["alpha"], None, chord_rule=self.res["tangent"] == "geodesic")
+
+    def _set_alpha(self, alpha: float | None, rule: dict[str, Any] | None, chord_rule: bool = False) -> None:
+        from geovid.geometry.metrics import make_metric
+        from geovid.tasks.interpolate import sequence_alpha
+
+        if alpha is None and chord_rule and self.context.shape[0] >= 2 and float((self.context[-1] - self.context[0]).norm()) > 0:
+            from geovid.geometry.alpha import calibrate_alpha
+
+            torch.manual_seed(self.res["seed"])
+            cal = calibrate_alpha(self.score, self.context[0], self.context[-1], self.sphere)
+            alpha, rule = cal.alpha, cal.to_dict()
+        self.alpha = float(alpha) if alpha is not None else sequence_alpha(self.res["estimator"])
+        self.alpha_rule = rule
+        self.metric = make_metric(self.res["metric"], alpha=self.alpha, lam=self.res["lam"] or 1000.0)
+
+    def _encode_inverted(self) -> torch.Tensor:
+        """VAE-encode the given frames, invert one prompt embedding per frame (jointly, cached; docs/method.md §1.4, §2.2) and
+        DDIM-invert each frame to t_ν with its own embedding."""
+        from geovid.media.images import to_tensor
+        from geovid.tasks.common import invert_endpoint_embeddings, invert_with_conditions, step_progress
+
+        with torch.no_grad():
+            z0 = self.bb.encode(to_tensor(self.given).to(torch.float32))
+        steps = int(self.res["invert_steps"])
+        self.progress("invert prompt", 0, steps, {})
+        conds = invert_endpoint_embeddings(self.bb, z0, self.res["prompt"], steps=steps, seed=self.res["seed"],
+                                           progress=step_progress(self.progress, "invert prompt"))
+        self.progress("invert prompt", steps, steps, {})  # also when the embeddings came from the cache
+        self.cond_first, self.cond_last = conds[:1], conds[-1:]
+        return invert_with_conditions(self.bb, z0, conds, self.res["noise_level"],
+                                      progress=step_progress(self.progress, "encode"))
 
     def _initial_velocity(self) -> tuple[torch.Tensor, float, dict[str, Any]]:
         """v₀ (on the tangent at x₀) and the reference distance d (= ‖v₀‖)."""
@@ -369,10 +456,20 @@ class _Shot:
             tens, self.shot_info = state
             self.path, self.velocities, self.times, self.scores = (tens["path"], tens["velocities"], tens["times"],
                                                                     tens["scores"])
+            self._set_alpha(self.shot_info.get("alpha"), self.shot_info.get("alpha_rule"))
             return
         with self.run.phase("shoot"):
             self.progress("shoot", 0, self.res["steps"], {})
             v0, d, info = self._initial_velocity()
+            if self.res["alpha"] is None:
+                # α by the rule of docs/method.md §3.7 for a ray: the straight continuation of v₀ over the distance
+                # the shot covers (steps × step size × d).
+                from geovid.geometry.alpha import calibrate_alpha_ray
+
+                torch.manual_seed(self.res["seed"])
+                cal = calibrate_alpha_ray(self.score, self.context[-1], v0,
+                                          self.res["steps"] * self.res["step_size"] * d, self.sphere)
+                self._set_alpha(cal.alpha, cal.to_dict())
             torch.manual_seed(self.res["seed"])
             k = self.res["substeps"]
             res = solve_ivp(self.context[-1], v0, self.score, self.metric, self.sphere, steps=self.res["steps"] * k,
@@ -382,7 +479,8 @@ class _Shot:
             self.path, self.velocities, self.times, self.scores = (res.path[::k], res.velocities[::k],
                                                                     res.times[::k], res.scores[::k])
             self.shot_info = {"reference_distance": d, "network_calls": res.network_calls,
-                              "seconds": round(res.seconds, 3), **info}
+                              "seconds": round(res.seconds, 3), "alpha": self.alpha, "alpha_rule": self.alpha_rule,
+                              **info}
             save_state(self.run, "shoot", {"path": res.path, "velocities": res.velocities, "times": res.times,
                                            "scores": res.scores}, self.shot_info)
 
@@ -400,7 +498,8 @@ class _Shot:
             self.frames = state[0]["frames"].numpy()
             return
         with self.run.phase("decode"):
-            self.frames = decode_points(self.bb, self.path[idx], self.t, self.cond, steps=self.res["decode_steps"],
+            self.frames = decode_points(self.bb, self.path[idx], self.t, self.field(self.path[idx]),
+                                        steps=self.res["decode_steps"],
                                         progress=step_progress(self.progress, "decode", frames=len(idx)))
             save_state(self.run, "decode", {"frames": self.frames})
 
@@ -446,7 +545,9 @@ class _Shot:
                 "reference_distance": d, "tangent": self.res["tangent"],
                 "distance_travelled": float((self.path[1:] - self.path[:-1]).norm(dim=-1).sum()),
                 "displacement": float((self.path[-1] - self.path[0]).norm()),
-                "noise_level": self.res["noise_level"], "timestep": self.t, "alpha": self.res["alpha"],
+                "noise_level": self.res["noise_level"], "timestep": self.t, "alpha": self.alpha,
+                "alpha_rule": self.alpha_rule, "draws": self.res.get("draws"),
+                "conditioning": self.res["conditioning"], "invert_steps": self.res.get("invert_steps"),
                 "estimator": self.res["estimator"], "metric": self.res["metric"],
                 "decode_steps": self.res["decode_steps"], "radius": self.sphere.radius,
                 "shot": self.shot_info,

@@ -4,8 +4,11 @@ Phases (each reported through ``progress`` and recorded in the manifest; the exp
 ``state/`` so ``--resume`` skips them):
 
 1. ``load`` — the model; the two images, any format, fitted to the model resolution (docs/interpolation.md).
-2. ``encode`` — E and DDIM inversion to t_ν (docs/method.md §1), cached on disk by :mod:`geovid.tasks.latents`.
-3. ``solve`` — the BVP (docs/method.md §5) from the slerp between the endpoints on the sphere, with a budget of network
+2. ``encode`` — E, the endpoints' prompt-embedding inversion (conditioning ``invert``, cached) and DDIM inversion to
+   t_ν, each endpoint with its own condition (docs/method.md §1; prompt conditioning: cached by
+   :mod:`geovid.tasks.latents`).
+3. ``solve`` — α by the rule of docs/method.md §3.7 on the slerp (unless given), then the BVP (docs/method.md §5) from
+   the slerp between the endpoints on the sphere, with a budget of network
    calls (``max_calls``).
 4. ``decode`` — the geodesic and the baselines (lerp, slerp between the same endpoints), DDIM denoising with the
    same settings, in one batch.
@@ -16,11 +19,12 @@ Phases (each reported through ``progress`` and recorded in the manifest; the exp
    PPL and PDV (docs/method.md §8).
 7. ``write`` — frames, baselines, strip, compare, GIF, MP4, ``path.safetensors``, tables, plot, summary.
 
-Prompts: ``prompt`` conditions the inversion of A (and of B unless ``prompt_b`` is given) and the score. With
-``prompt_b``, B is inverted with it, the score (the geometry) is conditioned on the mean of the two prompt
-embeddings — one density for the whole path — and each frame is decoded with the two embeddings blended
-linearly at its position t along the path, so both endpoints reconstruct with the prompt they were inverted
-with.
+Conditioning (docs/interpolation.md, "Conditioning"): by default (``invert``, docs/method.md §1.4, §2.2) one prompt embedding per
+endpoint is inverted from its image, c_A and c_B, and every point x is scored and decoded with
+c(x) = (1 − τ) c_A + τ c_B, τ its position along the chord A→B (:class:`geovid.tasks.common.ConditionField`), so
+each endpoint reconstructs with its own condition. ``prompt``: the text prompt conditions everything; with
+``prompt_b``, B is inverted with it and c(x) blends the two prompt embeddings the same way. The score is the
+``contrast`` estimator with the model's negative prompt by default (docs/method.md §2.2).
 """
 
 from __future__ import annotations
@@ -49,18 +53,35 @@ DEFAULT_MAX_CALLS = 150
 DEFAULT_STARTS = 0
 #: Default DDIM steps when decoding frames from t_ν (30 = the full 50-step grid below t = 581).
 DEFAULT_DECODE_STEPS = 10
-#: Default α of the density metric for image sequences (interpolation and extrapolation), per estimator. Not
-#: ``latents.default_alpha`` (α = 1 for eps, the paper's metric, kept for the analysis): with the eps score
-#: ‖N s‖ ≈ 17 per unit length at ν = 0.6 on the bundled model and endpoints ~30 apart, α = 1 makes the density
-#: term dominate — the geodesic leaves for a high-density region that decodes to unrelated blobs (PPL ×40) and
-#: the IVP turns with a radius of ~0.06, far below any affordable step. α = 0.002 was best of 0.001–0.005 on
-#: world scene pairs (docs/interpolation.md, "Choosing α"); 0.002 is also the reference's α for contrast.
+#: DDIM steps of the first decoding pass's interior frames when the re-timing is on: those frames only give the
+#: perceptual distances the re-timing inverts (every interior frame is decoded again at its new position with
+#: ``decode_steps``), so they are decoded coarser to save time (docs/interpolation.md, "Timings").
+PREVIEW_DECODE_STEPS = 4
+#: α of the density metric for image sequences before issue #13, per estimator: kept as the fallback of
+#: ``sequence_alpha`` (e.g. a constant path, where the rule has no chord). The default α is now the rule of
+#: docs/method.md §3.7 (:mod:`geovid.geometry.alpha`), computed per run on the straight path; ``--alpha`` overrides.
 SEQUENCE_ALPHA = {"eps": 0.002, "contrast": 0.002}
+#: Default score estimator of interpolation and extrapolation (docs/interpolation.md, "Defaults and why").
+DEFAULT_ESTIMATOR = "contrast"
+#: Default (τ, ε₀) draws per point of the contrast estimator (docs/method.md §2.2).
+DEFAULT_DRAWS = 1
+#: Conditioning modes: ``invert`` (per-endpoint prompt-embedding inversion, blended along the path) or
+#: ``prompt`` (the text prompt(s) as given). ``None`` (auto): ``invert`` unless a prompt is given.
+CONDITIONINGS = ("invert", "prompt")
 
 
 def sequence_alpha(estimator: str) -> float:
-    """Default α of interpolation and extrapolation for an estimator (see ``SEQUENCE_ALPHA``)."""
+    """Fallback α of interpolation and extrapolation for an estimator (see ``SEQUENCE_ALPHA``)."""
     return SEQUENCE_ALPHA.get(estimator, 0.002)
+
+
+def resolve_conditioning(conditioning: str | None, prompt: str | None, prompt_b: str | None = None) -> str:
+    """``invert`` or ``prompt``: the given mode, else ``prompt`` when the user gave a prompt, else ``invert``."""
+    if conditioning is None:
+        return "prompt" if (prompt or prompt_b) else "invert"
+    if conditioning not in CONDITIONINGS:
+        raise InputError(f"unknown conditioning {conditioning!r}; choose from {', '.join(CONDITIONINGS)}")
+    return conditioning
 
 
 @dataclass
@@ -80,13 +101,22 @@ class InterpolationConfig(SequenceOptions):
     noise_level: float = 0.6
     """Noise level ν in (0, 1] of the geodesic space (docs/method.md §1)."""
     alpha: float | None = None
-    """Density-metric exponent α (docs/method.md §3); ``None``: 0.002 for both estimators (``SEQUENCE_ALPHA``)."""
+    """Density-metric exponent α (docs/method.md §3); ``None``: the rule of docs/method.md §3.7, α = 2/(d·S) on
+    the straight path (:mod:`geovid.geometry.alpha`), computed per run and stored in summary.json."""
     metric: str = "density"
     """``density`` (p^-α, docs/method.md §3) or ``score`` (I + λ s sᵀ, docs/method.md §4)."""
     solver: str = "geovid"
     """BVP solver: ``geovid`` (default) or ``reference`` (the published schedule, docs/method.md §5)."""
-    estimator: str = "eps"
-    """Score estimator (docs/method.md §2): ``eps`` (default, deterministic) or ``contrast`` (the reference's)."""
+    estimator: str | None = DEFAULT_ESTIMATOR
+    """Score estimator (docs/method.md §2): ``contrast`` (default, the reference's, with the model's negative
+    prompt) or ``eps`` (deterministic, one call per point)."""
+    draws: int | None = None
+    """(τ, ε₀) draws per point of the contrast estimator (docs/method.md §2.2); ``None``: ``DEFAULT_DRAWS``."""
+    conditioning: str | None = None
+    """``invert``: prompt embeddings inverted from A and B, blended along the path for the score and the
+    decoding; ``prompt``: the text prompt(s); ``None``: ``invert`` unless a prompt is given."""
+    invert_steps: int | None = None
+    """Optimisation steps of the endpoint prompt-embedding inversion; ``None``: ``common.DEFAULT_INVERT_STEPS``."""
     uniform: bool = True
     """Perceptually uniform re-timing of every method's frames (docs/method.md §8)."""
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
@@ -127,7 +157,8 @@ def _resolved(cfg: InterpolationConfig) -> dict[str, Any]:
         raise InputError(f"--frames must be at most 1025 (got {cfg.frames})")
     if not (isinstance(cfg.noise_level, int | float) and 0.0 < cfg.noise_level <= 1.0):
         raise InputError(f"--noise-level must be in (0, 1], got {cfg.noise_level}")
-    if cfg.estimator not in ESTIMATORS or cfg.estimator == "exact":
+    estimator = cfg.estimator or DEFAULT_ESTIMATOR  # None (e.g. from the TUI): the default
+    if estimator not in ESTIMATORS or estimator == "exact":
         raise InputError(f"unknown estimator {cfg.estimator!r}; choose from eps, contrast")
     if cfg.metric not in ("density", "score"):
         raise InputError(f"unknown metric {cfg.metric!r}; choose from density, score")
@@ -135,9 +166,22 @@ def _resolved(cfg: InterpolationConfig) -> dict[str, Any]:
         raise InputError(f"unknown solver {cfg.solver!r}; choose from {', '.join(SOLVERS)}")
     if cfg.solver == "reference" and cfg.metric != "density":
         raise InputError("the reference solver implements the density metric only (docs/method.md §5)")
-    alpha = sequence_alpha(cfg.estimator) if cfg.alpha is None else float(cfg.alpha)
-    if not (math.isfinite(alpha) and alpha > 0):
+    from geovid.tasks.common import DEFAULT_INVERT_STEPS
+
+    alpha = None if cfg.alpha is None else float(cfg.alpha)
+    if alpha is not None and not (math.isfinite(alpha) and alpha > 0):
         raise InputError(f"--alpha must be positive, got {cfg.alpha}")
+    draws = DEFAULT_DRAWS if cfg.draws is None else cfg.draws
+    if not isinstance(draws, int) or isinstance(draws, bool) or not 1 <= draws <= 64:
+        raise InputError(f"--draws must be a whole number from 1 to 64, got {cfg.draws}")
+    if cfg.draws not in (None, 1) and estimator != "contrast":
+        raise InputError("--draws needs the contrast estimator (eps is deterministic)")
+    conditioning = resolve_conditioning(cfg.conditioning, cfg.prompt, cfg.prompt_b)
+    invert_steps = DEFAULT_INVERT_STEPS if cfg.invert_steps is None else cfg.invert_steps
+    if not isinstance(invert_steps, int) or isinstance(invert_steps, bool) or not 0 <= invert_steps <= 10000:
+        raise InputError(f"--invert-steps must be a whole number from 0 to 10000, got {cfg.invert_steps}")
+    if conditioning == "invert" and cfg.prompt_b is not None:
+        raise InputError("--prompt-b needs --conditioning prompt (inverted embeddings replace the prompts)")
     if not (math.isfinite(cfg.lam) and cfg.lam > 0):
         raise InputError(f"--lambda must be positive, got {cfg.lam}")
     baselines = parse_baselines(cfg.baselines)
@@ -166,7 +210,10 @@ def _resolved(cfg: InterpolationConfig) -> dict[str, Any]:
     return {
         "frames": cfg.frames, "prompt": cfg.prompt, "prompt_b": cfg.prompt_b, "noise_level": float(cfg.noise_level),
         "alpha": alpha, "metric": cfg.metric, "lam": float(cfg.lam) if cfg.metric == "score" else None,
-        "solver": cfg.solver, "estimator": cfg.estimator, "uniform": bool(cfg.uniform), "baselines": baselines,
+        "solver": cfg.solver, "estimator": estimator,
+        "draws": draws if estimator == "contrast" else None, "conditioning": conditioning,
+        "invert_steps": invert_steps if conditioning == "invert" else None, "uniform": bool(cfg.uniform), "baselines": baselines,
+        "preview_steps": min(PREVIEW_DECODE_STEPS, decode_steps) if cfg.uniform else None,
         "perceptual": pname, "max_calls": max_calls, "starts": starts, "decode_steps": decode_steps,
         "sphere": bool(cfg.sphere), "resize": cfg.resize, "fps": float(cfg.fps), "device": cfg.device, "dtype": cfg.dtype,
         "seed": int(cfg.seed),
@@ -318,18 +365,16 @@ class _Job:
         prompt_b = self.res["prompt_b"]
         self.cond_a = self.bb.embed_prompt(prompt)
         self.cond_b = self.bb.embed_prompt(prompt_b) if prompt_b is not None else self.cond_a
-        self.blend = prompt_b is not None and prompt_b != prompt
-        self.cond_geom = (0.5 * (self.cond_a.float() + self.cond_b.float())).to(self.cond_a.dtype) if self.blend \
-            else self.cond_a
-        from geovid.geometry.estimators import make_estimator
-        from geovid.geometry.metrics import make_metric
+        # The score and the metric are made once the endpoints are known (encode, solve): the condition c(x)
+        # depends on their position and α's rule on their chord.
 
-        kw: dict[str, Any] = {}
-        if self.res["estimator"] == "contrast":
-            kw["neg_cond"] = self.bb.embed_prompt(getattr(self.bb, "default_negative_prompt", ""))
-        self.score = make_estimator(self.res["estimator"], self.bb, self.t, self.cond_geom, seed=self.res["seed"],
-                                    **kw)
-        self.metric = make_metric(self.res["metric"], alpha=self.res["alpha"], lam=self.res["lam"] or 1000.0)
+    def _make_score(self) -> None:
+        from geovid.tasks.common import ConditionField, field_estimator
+
+        # c(x): c_A, c_B blended by the position along the chord A→B (docs/interpolation.md, "Conditioning").
+        self.field = ConditionField(self.cond_a, self.cond_b, self.a, self.b)
+        self.score = field_estimator(self.res["estimator"], self.bb, self.t, self.field, seed=self.res["seed"],
+                                     draws=int(self.res.get("draws") or 1))
 
     def encode(self) -> None:
         from geovid.geometry.paths import Sphere
@@ -341,24 +386,50 @@ class _Job:
             with self.run.phase("encode"):
                 self.progress("encode", 0, None, {"images": 2})
                 cb = step_progress(self.progress, "encode")
-                prompt_b = self.res["prompt_b"] if self.res["prompt_b"] is not None else self.res["prompt"]
-                if prompt_b == self.res["prompt"]:
-                    pts = images_to_points(self.bb, self.images, self.res["noise_level"], self.res["prompt"],
-                                           progress=cb).points
+                tensors: dict[str, Any] = {}
+                if self.res["conditioning"] == "invert" and hasattr(self.bb, "invert_prompt_embedding"):
+                    pts = self._encode_inverted(tensors)
                 else:
-                    pa = images_to_points(self.bb, self.images[:1], self.res["noise_level"], self.res["prompt"],
-                                          progress=cb).points
-                    pb = images_to_points(self.bb, self.images[1:], self.res["noise_level"], prompt_b,
-                                          progress=cb).points
-                    pts = torch.cat([pa, pb])
-                save_state(self.run, "encode", {"points": pts, "images": self.images}, {"t": self.t})
+                    prompt_b = self.res["prompt_b"] if self.res["prompt_b"] is not None else self.res["prompt"]
+                    if prompt_b == self.res["prompt"]:
+                        pts = images_to_points(self.bb, self.images, self.res["noise_level"], self.res["prompt"],
+                                               progress=cb).points
+                    else:
+                        pa = images_to_points(self.bb, self.images[:1], self.res["noise_level"],
+                                              self.res["prompt"], progress=cb).points
+                        pb = images_to_points(self.bb, self.images[1:], self.res["noise_level"], prompt_b,
+                                              progress=cb).points
+                        pts = torch.cat([pa, pb])
+                save_state(self.run, "encode", {"points": pts, "images": self.images, **tensors}, {"t": self.t})
         else:
             pts = state[0]["points"]
+            if "cond_a" in state[0]:
+                self.cond_a = state[0]["cond_a"].to(self.bb.device, self.bb.dtype)
+                self.cond_b = state[0]["cond_b"].to(self.bb.device, self.bb.dtype)
         self.raw_endpoints = pts
         self.sphere = Sphere.for_points(pts, on=self.res["sphere"])
         # All methods share the endpoints on the sphere (docs/method.md §1), so they differ only in between.
         ends = self.sphere.project_points(pts)
         self.a, self.b = ends[0], ends[1]
+        self._make_score()
+
+    def _encode_inverted(self, tensors: dict[str, Any]) -> torch.Tensor:
+        """VAE-encode A and B, invert one prompt embedding per endpoint (jointly, cached by content hash;
+        docs/method.md §1.4, §2.2), then DDIM-invert each endpoint to t_ν with its own embedding."""
+        from geovid.media.images import to_tensor
+        from geovid.tasks.common import invert_endpoint_embeddings, invert_with_conditions, step_progress
+
+        with torch.no_grad():
+            z0 = self.bb.encode(to_tensor(self.images).to(torch.float32))
+        steps = int(self.res["invert_steps"])
+        self.progress("invert prompt", 0, steps, {})
+        conds = invert_endpoint_embeddings(self.bb, z0, self.res["prompt"], steps=steps, seed=self.res["seed"],
+                                           progress=step_progress(self.progress, "invert prompt"))
+        self.progress("invert prompt", steps, steps, {})  # also when the embeddings came from the cache
+        self.cond_a, self.cond_b = conds[:1], conds[1:2]
+        tensors.update(cond_a=self.cond_a.float().clone(), cond_b=self.cond_b.float().clone())
+        return invert_with_conditions(self.bb, z0, conds, self.res["noise_level"],
+                                      progress=step_progress(self.progress, "encode"))
 
     def solve(self) -> None:
         from geovid.geometry.bvp import solve_bvp
@@ -369,18 +440,34 @@ class _Job:
         if state is not None:
             self.geodesic = state[0]["path"]
             self.solver_info = state[1]
+            self._set_alpha(self.solver_info.get("alpha"), self.solver_info.get("alpha_rule"))
             return
         with self.run.phase("solve"):
             self.progress("solve", 0, None, {"solver": self.res["solver"]})
             if float((self.b - self.a).norm()) == 0.0:
                 # A and B are the same point (e.g. the same file twice): the geodesic is the constant path.
                 self.geodesic = self.a[None].repeat(self.n, 1)
+                self._set_alpha(self.res["alpha"] or sequence_alpha(self.res["estimator"]), None)
                 self.solver_info = {"solver": "none", "iterations": 0, "network_calls": 0, "converged": True,
                                     "seconds": 0.0, "last_iteration_mean_residual": None,
-                                    "max_calls": self.res["max_calls"], "note": "A and B are the same point"}
+                                    "max_calls": self.res["max_calls"], "note": "A and B are the same point",
+                                    "alpha": self.alpha, "alpha_rule": None}
                 save_state(self.run, "solve", {"path": self.geodesic}, self.solver_info)
                 return
             x0 = initial_path(self.a, self.b, self.n, self.sphere)
+            if self.res["alpha"] is None:
+                # α by the rule of docs/method.md §3.7 on the slerp the solve starts from (its scores, drawn as
+                # the measure phase draws them: same seed, same frame indices).
+                from geovid.geometry.alpha import calibrate_alpha
+
+                self.progress("solve", 0, None, {"alpha": "rule"})
+                torch.manual_seed(self.res["seed"])
+                s_line = self.score(x0[1:-1])
+                cal = calibrate_alpha(self.score, self.a, self.b, self.sphere, line=x0, s_interior=s_line)
+                self._set_alpha(cal.alpha, {**cal.to_dict(), "network_calls": int(s_line.shape[0])
+                                            * int(getattr(self.score, "calls_per_point", 1))})
+            else:
+                self._set_alpha(float(self.res["alpha"]), None)
             opts: dict[str, Any] = {"progress": self.progress, "max_calls": self.res["max_calls"]}
             if self.res["solver"] == "geovid":
                 opts["mode"] = "free"
@@ -400,6 +487,7 @@ class _Job:
                 "critical_start": bool(result.info.get("critical_start", False)),
                 "chosen_start": result.info.get("chosen", 0), "chosen_kind": result.info.get("chosen_kind"),
                 "start_report": result.info.get("starts", []),
+                "alpha": self.alpha, "alpha_rule": self.alpha_rule,
             }
             if result.info.get("note"):
                 self.solver_info["note"] = result.info["note"]
@@ -409,6 +497,13 @@ class _Job:
 
                 self.run.write_table("solver_history", pd.DataFrame(result.history))
             save_state(self.run, "solve", {"path": path}, self.solver_info)
+
+    def _set_alpha(self, alpha: float | None, rule: dict[str, Any] | None) -> None:
+        from geovid.geometry.metrics import make_metric
+
+        self.alpha = float(alpha) if alpha is not None else sequence_alpha(self.res["estimator"])
+        self.alpha_rule = rule
+        self.metric = make_metric(self.res["metric"], alpha=self.alpha, lam=self.res["lam"] or 1000.0)
 
     def _paths(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Points and times t of every method before re-timing."""
@@ -422,12 +517,12 @@ class _Job:
             out[name] = (pts, tt.clone())
         return out
 
-    def _decode(self, points: torch.Tensor, times: torch.Tensor, phase: str) -> np.ndarray:
-        from geovid.tasks.common import blend_conditions, step_progress
+    def _decode(self, points: torch.Tensor, times: torch.Tensor, phase: str, steps: int | None = None) -> np.ndarray:
+        from geovid.tasks.common import step_progress
         from geovid.tasks.latents import decode_points
 
-        cond = blend_conditions(self.cond_a, self.cond_b, times.numpy()) if self.blend else self.cond_a
-        return decode_points(self.bb, points, self.t, cond, steps=self.res["decode_steps"],
+        cond = self.field(points)  # c(x), as the score sees it: each endpoint with its own embedding
+        return decode_points(self.bb, points, self.t, cond, steps=steps or self.res["decode_steps"],
                              progress=step_progress(self.progress, phase, frames=int(points.shape[0])))
 
     def decode(self) -> None:
@@ -440,7 +535,18 @@ class _Job:
                 # Endpoints are shared: decode them once (with the geodesic), the baselines' interiors after.
                 pts = [paths["geodesic"][0]] + [paths[m][0][1:-1] for m in self.methods[1:]]
                 ts = [paths["geodesic"][1]] + [paths[m][1][1:-1] for m in self.methods[1:]]
-                imgs = self._decode(torch.cat(pts), torch.cat(ts), "decode")
+                preview = self.res.get("preview_steps")
+                if preview and preview < self.res["decode_steps"]:
+                    # Re-timing on: interiors are previews (they only give distances and are decoded again),
+                    # the endpoints are final frames.
+                    allp, allt = torch.cat(pts), torch.cat(ts)
+                    ends = [0, self.n - 1]
+                    inner = [i for i in range(allp.shape[0]) if i not in ends]
+                    imgs = np.empty((allp.shape[0], *self.images.shape[1:]), np.uint8)
+                    imgs[ends] = self._decode(allp[ends], allt[ends], "decode")
+                    imgs[inner] = self._decode(allp[inner], allt[inner], "decode", steps=int(preview))
+                else:
+                    imgs = self._decode(torch.cat(pts), torch.cat(ts), "decode")
                 frames = {"geodesic": imgs[: self.n]}
                 k = self.n
                 for m in self.methods[1:]:
@@ -471,7 +577,8 @@ class _Job:
                 todo = []
                 for m in self.methods:
                     for j, p in enumerate(positions[m]):
-                        if abs(p - round(p)) <= 1e-9:
+                        # Only the endpoints of the first pass are final frames (its interiors are previews).
+                        if abs(p - round(p)) <= 1e-9 and round(p) in (0, self.n - 1):
                             out[m][j] = self.raw[m][2][round(float(p))]
                         else:
                             todo.append((m, j))
@@ -529,7 +636,8 @@ class _Job:
             required.append(save_path(run, pts, tt, self.bb.latent_shape, {
                 "kind": "interpolation", "timestep": self.t, "noise_level": self.res["noise_level"],
                 "model": run.manifest.get("model"), "prompt": self.res["prompt"], "prompt_b": self.res["prompt_b"],
-                "radius": self.sphere.radius, "estimator": self.res["estimator"], "alpha": self.res["alpha"],
+                "radius": self.sphere.radius, "estimator": self.res["estimator"], "alpha": self.alpha,
+                "draws": self.res.get("draws"), "conditioning": self.res["conditioning"],
                 "metric": self.res["metric"], "latent_shape": list(self.bb.latent_shape)}))
             rows = []
             for m in self.methods:
@@ -570,7 +678,9 @@ class _Job:
                 },
                 "frames": self.n,
                 "uniform": self.res["uniform"],
-                "noise_level": self.res["noise_level"], "timestep": self.t, "alpha": self.res["alpha"],
+                "noise_level": self.res["noise_level"], "timestep": self.t, "alpha": self.alpha,
+                "alpha_rule": self.alpha_rule, "draws": self.res.get("draws"),
+                "conditioning": self.res["conditioning"], "invert_steps": self.res.get("invert_steps"),
                 "estimator": self.res["estimator"], "metric": self.res["metric"],
                 "decode_steps": self.res["decode_steps"],
                 "solver": self.solver_info,
@@ -579,6 +689,11 @@ class _Job:
                 "method": method_reference("§5, §8"),
             }
             run.write_json("summary.json", summary)
+            # The endpoint conditions c_A, c_B, for `geovid extrapolate --from-run` (c(x) beyond B is c_B).
+            from safetensors.torch import save_file
+
+            save_file({"cond_a": self.cond_a.detach().float().cpu().clone(),
+                       "cond_b": self.cond_b.detach().float().cpu().clone()}, str(run.path / "conditions.safetensors"))
             self.progress("write", 4, 4, {})
         self.calls.update()
         run.complete(required=required)

@@ -22,6 +22,8 @@ from tests.functional.test_cli_interpolate import manifest, model_args, one_line
 
 runner = CliRunner()
 FAST = ["--steps", "3", "--decode-steps", "2", "--device", "cpu", "--threads", "1", "--quiet"]
+#: For inputs A B (the run source inherits the run's inverted conditions): a short prompt-embedding inversion.
+INV = ["--invert-steps", "4"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_private_cache")
@@ -40,12 +42,12 @@ def interp_run(pair: tuple[Path, Path], analysis_model: str | None, tmp_path_fac
 
     out = tmp_path_factory.mktemp("interp")
     return run_interpolation(InterpolationConfig(
-        image_a=pair[0], image_b=pair[1], frames=5, max_calls=8, decode_steps=1, baselines=["slerp"],
+        image_a=pair[0], image_b=pair[1], frames=5, max_calls=8, decode_steps=1, baselines=["slerp"], invert_steps=4,
         uniform=False, model=analysis_model, device="cpu", out=out, name="src"))
 
 
 def test_extrapolate_two_images(pair: tuple[Path, Path], analysis_model: str | None, tmp_path: Path) -> None:
-    res = runner.invoke(app, ["extrapolate", str(pair[0]), str(pair[1]), *FAST, "--decode-every", "2", "--out",
+    res = runner.invoke(app, ["extrapolate", str(pair[0]), str(pair[1]), *FAST, *INV, "--decode-every", "2", "--out",
                               str(tmp_path), "--name", "ab", *model_args(analysis_model)])
     assert res.exit_code == 0, res.output
     run = tmp_path / "ab"
@@ -84,18 +86,19 @@ def test_extrapolate_a_clip_and_a_geodesic_tangent(pair: tuple[Path, Path], anal
     from geovid.world.clips import write_clip
 
     clip = write_clip(tmp_path / "walk.mp4", motion="linear", frames=6, seed=3)
-    res = runner.invoke(app, ["extrapolate", str(clip), *FAST, "--context", "3", "--out", str(tmp_path / "runs"),
+    res = runner.invoke(app, ["extrapolate", str(clip), *FAST, *INV, "--context", "3", "--out", str(tmp_path / "runs"),
                               "--name", "clip", *model_args(analysis_model)])
     assert res.exit_code == 0, res.output
     s = json.loads((tmp_path / "runs" / "clip" / "summary.json").read_text())
     assert s["source"] == "clip" and s["frames_decoded"] == 4
     assert manifest(tmp_path / "runs" / "clip")["config"]["context"] == 3
-    res = runner.invoke(app, ["extrapolate", str(pair[0]), str(pair[1]), *FAST, "--tangent", "geodesic",
+    res = runner.invoke(app, ["extrapolate", str(pair[0]), str(pair[1]), *FAST, *INV, "--tangent", "geodesic",
                               "--out", str(tmp_path / "runs"), "--name", "geo", *model_args(analysis_model)])
     assert res.exit_code == 0, res.output
     s = json.loads((tmp_path / "runs" / "geo" / "summary.json").read_text())
-    # The budget is checked before each iteration; a new level may start with one more path evaluation.
-    assert s["tangent"] == "geodesic" and 0 < s["shot"]["tangent_bvp_calls"] <= 60 + 9
+    # The budget is checked before each iteration; a new level may start with one more path evaluation (9 points,
+    # 2 calls each with the default contrast estimator since issue #13).
+    assert s["tangent"] == "geodesic" and 0 < s["shot"]["tangent_bvp_calls"] <= 60 + 2 * 9
 
 
 def test_extrapolate_from_an_interpolation_run(interp_run: Path, analysis_model: str | None, tmp_path: Path) -> None:
@@ -153,8 +156,8 @@ def test_extrapolate_resume_after_ctrl_c(pair: tuple[Path, Path], analysis_model
                                          tmp_path: Path) -> None:
     from geovid.tasks.extrapolate import ExtrapolationConfig, run_extrapolation
 
-    cfg = ExtrapolationConfig(inputs=[pair[0], pair[1]], steps=3, decode_steps=2, model=analysis_model,
-                              device="cpu", out=tmp_path, name="x")
+    cfg = ExtrapolationConfig(inputs=[pair[0], pair[1]], steps=3, decode_steps=2, invert_steps=4,
+                              model=analysis_model, device="cpu", out=tmp_path, name="x")
 
     def ctrl_c(phase: str, done: int, total: int | None, info: dict) -> None:
         if phase == "decode":
@@ -167,7 +170,7 @@ def test_extrapolate_resume_after_ctrl_c(pair: tuple[Path, Path], analysis_model
     shot_state = tmp_path / "x" / "state" / "shoot.safetensors"
     stamp = shot_state.stat().st_mtime_ns
     # --resume without --name finds the newest unfinished run of the same inputs and options.
-    res = runner.invoke(app, ["extrapolate", str(pair[0]), str(pair[1]), *FAST, "--out", str(tmp_path), "--resume",
+    res = runner.invoke(app, ["extrapolate", str(pair[0]), str(pair[1]), *FAST, *INV, "--out", str(tmp_path), "--resume",
                               *model_args(analysis_model)])
     assert res.exit_code == 0, res.output
     assert res.stdout.strip().splitlines()[-1] == str(tmp_path / "x")

@@ -22,9 +22,10 @@ from geovid import method
 from geovid.cli import app
 
 runner = CliRunner()
-FAST = ["--frames", "5", "--max-calls", "12", "--decode-steps", "2", "--device", "cpu", "--threads", "1", "--quiet"]
-TINY = ["--frames", "3", "--max-calls", "4", "--decode-steps", "1", "--baselines", "slerp", "--no-uniform",
-        "--device", "cpu", "--threads", "1", "--quiet"]
+FAST = ["--frames", "5", "--max-calls", "12", "--decode-steps", "2", "--invert-steps", "4", "--device", "cpu",
+        "--threads", "1", "--quiet"]
+TINY = ["--frames", "3", "--max-calls", "4", "--decode-steps", "1", "--invert-steps", "2", "--baselines", "slerp",
+        "--no-uniform", "--device", "cpu", "--threads", "1", "--quiet"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_private_cache")
@@ -78,7 +79,9 @@ def done_run(pair: tuple[Path, Path], analysis_model: str | None, tmp_path_facto
 def test_interpolation_writes_the_run_contract(done_run: Path, analysis_model: str | None) -> None:
     m = manifest(done_run)
     assert m["kind"] == "interpolation" and m["status"] == "complete" and m["error"] is None
-    assert m["config"]["frames"] == 5 and m["config"]["estimator"] == "eps" and m["config"]["alpha"] == 0.002
+    # Defaults since issue #13: contrast estimator (1 draw), per-endpoint prompt-embedding inversion, α by the rule.
+    assert m["config"]["frames"] == 5 and m["config"]["estimator"] == "contrast" and m["config"]["alpha"] is None
+    assert m["config"]["draws"] == 1 and m["config"]["conditioning"] == "invert"
     assert m["config"]["baselines"] == ["lerp", "slerp"] and m["config"]["uniform"] is True
     assert set(m["phases_done"]) >= {"load", "encode", "solve", "decode", "uniform", "measure", "write"}
     assert set(m["timings"]) >= {"encode", "solve", "decode"}
@@ -109,6 +112,9 @@ def test_interpolation_writes_the_run_contract(done_run: Path, analysis_model: s
 
     s = json.loads((done_run / "summary.json").read_text())
     assert s["perceptual_distance"] == "ssim" and s["frames"] == 5
+    rule = s["alpha_rule"]
+    assert rule["rho"] == 2.0 and s["alpha"] == pytest.approx(2.0 / (rule["chord"] * rule["normal_score"]))
+    assert s["conditioning"] == "invert" and (done_run / "conditions.safetensors").is_file()
     assert s["method"] == {"doc": "docs/method.md", "version": method.VERSION, "section": "§5, §8"}
     assert set(s["methods"]) == {"geodesic", "lerp", "slerp"}
     for name, st in s["methods"].items():
@@ -118,7 +124,9 @@ def test_interpolation_writes_the_run_contract(done_run: Path, analysis_model: s
         assert len(st["log_density"]) == 5 and st["log_density"][0] == 0.0
         assert np.isfinite(st["log_relative_length"]), name
         assert st["positions"][0] == 0 and st["positions"][-1] == 4
-    assert s["solver"]["solver"] == "geovid" and 0 < s["solver"]["network_calls"] <= 12
+    # The budget is checked before each iteration, so the solve may end one path evaluation past it (3 interior
+    # points × 2 calls with the default contrast estimator since issue #13).
+    assert s["solver"]["solver"] == "geovid" and 0 < s["solver"]["network_calls"] <= 12 + 3 * 2
     rec = s["endpoint_reconstruction"]
     assert np.isfinite(rec["a_psnr"]) and np.isfinite(rec["b_psnr"])
 
@@ -213,6 +221,11 @@ def test_option_errors_are_one_line_and_create_no_run(tmp_path: Path, pair: tupl
         ("--alpha", "-1"): "--alpha must be positive",
         ("--perceptual", "l1"): "unknown perceptual distance",
         ("--resize", "squash"): "unknown resize policy",
+        ("--conditioning", "psychic"): "unknown conditioning",
+        ("--draws", "0"): "--draws must be a whole number from 1 to 64",
+        ("--invert-steps", "-1"): "--invert-steps must be a whole number from 0 to 10000",
+        ("--conditioning", "invert", "--prompt-b", "x"): "--prompt-b needs --conditioning prompt",
+        ("--estimator", "eps", "--draws", "4"): "--draws needs the contrast estimator",
     }
     for opts, message in cases.items():
         res = runner.invoke(app, ["interpolate", a, b, *opts, "--out", str(out)])
@@ -242,7 +255,7 @@ def test_interrupt_then_resume_skips_finished_phases(tmp_path: Path, pair: tuple
     from geovid.tasks.interpolate import InterpolationConfig, run_interpolation
 
     out = tmp_path / "runs"
-    cfg = InterpolationConfig(image_a=pair[0], image_b=pair[1], frames=5, max_calls=12, decode_steps=2,
+    cfg = InterpolationConfig(image_a=pair[0], image_b=pair[1], frames=5, max_calls=12, decode_steps=2, invert_steps=4,
                               model=analysis_model, device="cpu", out=out, name="ctrl-c")
 
     def ctrl_c(phase: str, done: int, total: int | None, info: dict) -> None:
@@ -291,7 +304,7 @@ def test_cancel_event_marks_the_run_interrupted(tmp_path: Path, pair: tuple[Path
         if phase == "solve":
             cancel.set()
 
-    cfg = InterpolationConfig(image_a=pair[0], image_b=pair[1], frames=5, max_calls=12, decode_steps=2,
+    cfg = InterpolationConfig(image_a=pair[0], image_b=pair[1], frames=5, max_calls=12, decode_steps=2, invert_steps=4,
                               model=analysis_model, device="cpu", out=tmp_path, name="cancelled")
     with pytest.raises(Cancelled):
         run_interpolation(cfg, progress=progress, cancel=cancel)
@@ -305,7 +318,8 @@ def test_prompt_b_conditions_only_the_inversion_of_b(tmp_path: Path, pair: tuple
     from geovid.tasks.report import load_path
 
     out = tmp_path / "runs"
-    for name, extra in (("plain", []), ("prompt-b", ["--prompt-b", "a large blue cube"])):
+    # --prompt-b selects the prompt conditioning; the plain run asks for it (its default is the inversion).
+    for name, extra in (("plain", ["--conditioning", "prompt"]), ("prompt-b", ["--prompt-b", "a large blue cube"])):
         res = runner.invoke(app, ["interpolate", str(pair[0]), str(pair[1]), *TINY, *extra, "--out", str(out),
                                   "--name", name, *model_args(analysis_model)])
         assert res.exit_code == 0, res.output
