@@ -10,7 +10,7 @@ from __future__ import annotations
 #: The method document, relative to the repository root.
 DOC = "docs/method.md"
 #: Its version ("method version N" at the top of the document).
-VERSION = 2
+VERSION = 3
 
 
 def reference(section: str) -> dict[str, str | int]:

@@ -81,7 +81,7 @@ class NewJobScreen(Screen[None]):
                             type="number", compact=True)
             with Horizontal(classes="row"):
                 yield Label("alpha α")
-                yield Input(d["alpha"], placeholder="default for the estimator", id="alpha", type="number",
+                yield Input(d["alpha"], placeholder="by the rule of docs/method.md §3.7", id="alpha", type="number",
                             compact=True)
             with Horizontal(classes="row"):
                 yield Label("metric")
