@@ -109,13 +109,11 @@ def analyze(
 ) -> None:
     """Measure how close a clip is to a geodesic of the image model's density (docs/method.md §7).
 
-    Encodes the chosen frames, inverts them to noise level ν (the video path), optimises that path with
-    fixed endpoints, perturbs and smooths it, compares all with the straight line, repeats it for the clip
-    with shuffled and with reversed frames (controls), and writes a run folder (summary.json with the
-    geodesic excess, tests (i)-(iii), controls and verdict; per_frame.csv/.parquet; plots/; frames/;
-    optimised/). Prints the run folder(s) last.
-
-    Many clips: arguments, globs or --list FILE; --engine ray spreads them over Ray workers (docs/batch.md).
+    Inverts the chosen frames to noise level ν (the video path), optimises it with fixed endpoints, perturbs
+    and smooths it, compares all with the straight line, repeats it for the clip with shuffled and reversed
+    frames (controls) and writes a run folder: summary.json (geodesic excess, tests (i)-(iii), controls,
+    verdict), per_frame.csv/.parquet, plots/, frames/, optimised/. Prints the run folder(s) last. Many clips:
+    arguments, globs or --list FILE; --engine ray spreads them over Ray workers (docs/batch.md).
 
     Example: geovid analyze clip.mp4 --frames 16 --out runs
     """
