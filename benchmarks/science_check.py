@@ -56,7 +56,7 @@ _BACKBONE: dict[str, Any] = {}
 
 
 def _decode_video_path(run: Path, model: str | None) -> Any:
-    """γ_v decoded exactly as γ_o is (the run's shared condition, the 50-step grid below t_ν, guidance 1): the
+    """γ_v decoded exactly as γ_o is (the run's shared condition, the run's DDIM grid below t_ν, guidance 1): the
     round trip's own plausibility, the ceiling for γ_o's."""
     import torch
     from safetensors.torch import load_file
@@ -71,9 +71,10 @@ def _decode_video_path(run: Path, model: str | None) -> Any:
     x = load_file(str(run / "paths.safetensors"))["video"]
     cond = load_file(str(run / "points.safetensors"))["cond"]
     t = int(json.loads((run / "summary.json").read_text(encoding="utf-8"))["timestep"])
+    steps = int(json.loads((run / "manifest.json").read_text(encoding="utf-8"))["config"]["steps"])
     lat = x.reshape(x.shape[0], *bb.latent_shape).to(torch.float32)
     with torch.no_grad():
-        return from_tensor(bb.decode(bb.denoise(lat, t, cond, guidance=1.0, num_inference_steps=50)).cpu())
+        return from_tensor(bb.decode(bb.denoise(lat, t, cond, guidance=1.0, num_inference_steps=steps)).cpu())
 
 
 def _checker(run: Path, captions: list[str] | None, model: str | None) -> dict[str, Any]:
@@ -318,8 +319,11 @@ def write_docs(section: str, doc: Path = DOC, tag: str = TAG) -> None:
 
 def run_science_check(seeds: int = 10, frames: int = 16, model: str | None = None, out: Path | None = None,
                       real: bool = True, max_calls: int | None = None, steps: int = 50,
-                      alpha: float | None = None, log: Any = print) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-    """Render and analyse the clips; returns (rows, rates, meta)."""
+                      alpha: float | None = None, log: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Render and analyse the clips; returns (rows, rates, meta). ``log``: one line per clip (default: print)."""
+    if log is None:
+        def log(*a: Any) -> None:
+            print(*a, flush=True)
     from geovid.backbones.loader import model_name
     from geovid.world.clips import clip_scenes, write_clip
     from geovid.world.scene import caption
@@ -341,7 +345,7 @@ def run_science_check(seeds: int = 10, frames: int = 16, model: str | None = Non
                 f"r_d={r['r_perturbed']:.4g} r_s={r['r_smoothed']:.4g} r_l={r['r_line']:.4g} "
                 f"tests={r['test_i']:d}{r['test_ii']:d}{r['test_iii']:d} excess={_f(r['excess'])} "
                 f"shuffled={_f(r['excess_shuffled'])} reversed={_f(r['excess_reversed'])} "
-                f"stride2={r['stride2_tests']} γo={_pct(r.get('gamma_o_plausible'))} ({r['seconds']} s)", flush=True)
+                f"stride2={r['stride2_tests']} γo={_pct(r.get('gamma_o_plausible'))} ({r['seconds']} s)")
     if real:
         for label, clip, extra in real_clips():
             rows.append(analyse(label, "real", None, clip, out / "runs", frames, model, extra, max_calls, steps,
@@ -350,7 +354,7 @@ def run_science_check(seeds: int = 10, frames: int = 16, model: str | None = Non
             log(f"{r['clip']:<28} α={r['alpha']:.3g} r_v={r['r_video']:.4g} "
                 f"tests={r['test_i']:d}{r['test_ii']:d}{r['test_iii']:d} excess={_f(r['excess'])} "
                 f"shuffled={_f(r['excess_shuffled'])} reversed={_f(r['excess_reversed'])} "
-                f"stride2={r['stride2_tests']} ({r['seconds']} s)", flush=True)
+                f"stride2={r['stride2_tests']} ({r['seconds']} s)")
     summary = rates(rows)
     import platform
 
