@@ -85,16 +85,16 @@ def encode(ctx: Context, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
         from geovid.media.images import to_tensor
 
         z0 = bb.encode(to_tensor(frames).to(torch.float32))
-        info: dict[str, Any] = {"prompt": cfg.prompt, "prompt_inversion": False}
-        if cfg.prompt_inversion and hasattr(bb, "invert_prompt_embedding"):
+        info: dict[str, Any] = {"prompt": cfg.prompt, "conditioning": "prompt"}
+        if cfg.conditioning == "invert" and hasattr(bb, "invert_prompt_embedding"):
             import os
 
-            steps = int(cfg.inversion_steps)
+            steps = int(cfg.invert_steps)
             cached = os.environ.get("GEOVID_NO_CACHE") != "1"  # the same switch as the inversion cache
             cond = ctx.counted(lambda: bb.invert_prompt_embedding(
                 z0, cfg.prompt, steps=steps, lr=INVERSION_LR, seed=cfg.seed, use_cache=cached,
                 progress=lambda i, k: ctx.prog("condition", i, k, {"frames": n})))
-            info.update(prompt_inversion=True, inversion_steps=steps, inversion_lr=INVERSION_LR)
+            info.update(conditioning="invert", invert_steps=steps, invert_lr=INVERSION_LR)
         else:
             cond = bb.embed_prompt(cfg.prompt)
         t = int(bb.noise_level_to_timestep(cfg.noise_level, cfg.steps))

@@ -85,10 +85,11 @@ class AnalysisConfig(RunOptions):
     prompt: str = ""
     """Text condition for inversion, scores and decoding (empty: unconditional); the starting point of the
     prompt-embedding inversion when that is on."""
-    prompt_inversion: bool = True
-    """Optimise one prompt embedding shared by all frames (docs/method.md §1.4, as the reference does) and use it
-    for the scores and the decoding."""
-    inversion_steps: int = 100
+    conditioning: str = "invert"
+    """``invert``: one prompt embedding shared by all frames, optimised from ``prompt`` (docs/method.md §1.4, as the
+    reference does), for the inversion, the scores and the decoding; ``prompt``: the prompt's embedding as given
+    (the same choice and flag as ``geovid interpolate --conditioning``)."""
+    invert_steps: int = 100
     """Steps of the prompt-embedding inversion (the reference: 500)."""
     trust: float | None = 0.25
     """Trust region of γ_o: no point moves further than ``trust`` × the median step of the path being optimised
@@ -135,7 +136,7 @@ class AnalysisConfig(RunOptions):
 
         keep = ("frames", "stride", "start", "end", "noise_level", "metric", "lam", "estimator", "prompt", "dtype",
                 "seed", "decode_optimised", "max_calls", "calls_per_frame", "max_iters", "delta", "smooth_sigma",
-                "steps", "decode_steps", "guidance", "fit", "sphere", "draws", "prompt_inversion", "inversion_steps",
+                "steps", "decode_steps", "guidance", "fit", "sphere", "draws", "conditioning", "invert_steps",
                 "trust", "controls")
         cfg: dict[str, Any] = {k: getattr(self, k) for k in keep}
         cfg["alpha"] = "rule" if self.alpha is None else float(self.alpha)
@@ -170,8 +171,10 @@ class AnalysisConfig(RunOptions):
             raise InputError(f"--smooth-sigma must be a positive number of frames, got {self.smooth_sigma}")
         if isinstance(self.draws, bool) or int(self.draws) < 1:
             raise InputError(f"--draws must be at least 1, got {self.draws}")
-        if isinstance(self.inversion_steps, bool) or int(self.inversion_steps) < 1:
-            raise InputError(f"--inversion-steps must be at least 1, got {self.inversion_steps}")
+        if self.conditioning not in ("invert", "prompt"):
+            raise InputError(f"--conditioning must be invert or prompt, got {self.conditioning!r}")
+        if isinstance(self.invert_steps, bool) or int(self.invert_steps) < 1:
+            raise InputError(f"--invert-steps must be at least 1, got {self.invert_steps}")
         if self.trust is not None and not (math.isfinite(float(self.trust)) and float(self.trust) >= 0):
             raise InputError(f"--trust must be a fraction of the frame step >= 0 (0: off), got {self.trust}")
         if self.max_calls is not None and int(self.max_calls) < 1:

@@ -378,7 +378,7 @@ def _defaults_text(alpha: float | None, max_calls: int | None) -> str:
     c = AnalysisConfig()
     return (f"ν = {c.noise_level:g}, {c.estimator} estimator with {c.draws} draws per point, "
             + (f"α = {alpha:g}" if alpha else "α by the rule of docs/method.md §3.7")
-            + f", prompt-embedding inversion {c.inversion_steps} steps, trust {c.trust:g} frame steps, budget "
+            + f", prompt-embedding inversion {c.invert_steps} steps, trust {c.trust:g} frame steps, budget "
             + (f"{max_calls} calls" if max_calls else f"{c.calls_per_frame} × frames") + " per solve, controls on")
 
 

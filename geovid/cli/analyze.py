@@ -42,10 +42,9 @@ AnalyzeMaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", help="Net
     "(default 100 × frames).", show_default=False)]
 AnalyzeDrawsOpt = Annotated[int, typer.Option("--draws", help="contrast: score draws averaged per point in the "
     "measures.")]
-AnalyzePromptInversionOpt = Annotated[bool, typer.Option("--prompt-inversion/--no-prompt-inversion",
-    help="Optimise one prompt embedding shared by all frames (docs/method.md §1.4).")]
-AnalyzeInversionStepsOpt = Annotated[int, typer.Option("--inversion-steps", help="Steps of the prompt-embedding "
-    "inversion.")]
+AnalyzeConditioningOpt = Annotated[str, typer.Option("--conditioning", help="invert: one prompt embedding shared by "
+    "all frames, optimised from --prompt (docs/method.md §1.4); prompt: the prompt's embedding as given.")]
+AnalyzeInvertStepsOpt = Annotated[int, typer.Option("--invert-steps", help="Steps of the prompt-embedding inversion.")]
 AnalyzeTrustOpt = Annotated[float, typer.Option("--trust", help="Trust region of the optimised path: no point moves "
     "more than this many median steps of its path (0: unbounded).")]
 AnalyzeControlsOpt = Annotated[bool, typer.Option("--controls/--no-controls", help="Also analyse the clip with its "
@@ -79,8 +78,8 @@ def analyze(
     draws: AnalyzeDrawsOpt = 4,
     prompt: Annotated[str, typer.Option("--prompt", help="Text condition (default: unconditional); with prompt "
                                         "inversion, its starting point.")] = "",
-    prompt_inversion: AnalyzePromptInversionOpt = True,
-    inversion_steps: AnalyzeInversionStepsOpt = 100,
+    conditioning: AnalyzeConditioningOpt = "invert",
+    invert_steps: AnalyzeInvertStepsOpt = 100,
     trust: AnalyzeTrustOpt = 0.25,
     controls: AnalyzeControlsOpt = True,
     model: ModelOpt = None,

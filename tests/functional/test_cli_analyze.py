@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from geovid.cli import app
 
 runner = CliRunner()
-FAST = ["--steps", "6", "--max-calls", "30", "--device", "cpu", "--inversion-steps", "5", "--draws", "2"]
+FAST = ["--steps", "6", "--max-calls", "30", "--device", "cpu", "--invert-steps", "5", "--draws", "2"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_private_cache")

@@ -18,7 +18,7 @@ from geovid import method
 from geovid.errors import GeovidError, InputError
 from geovid.progress import Cancelled
 
-FAST = {"frames": 6, "steps": 6, "max_calls": 30, "inversion_steps": 5, "draws": 2}
+FAST = {"frames": 6, "steps": 6, "max_calls": 30, "invert_steps": 5, "draws": 2}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_private_cache")
@@ -65,7 +65,8 @@ def reference(clip: Path, analysis_model: str | None, tmp_path_factory: pytest.T
     ({"stride": 0}, "--stride"),
     ({"max_calls": 0}, "--max-calls"),
     ({"draws": 0}, "--draws"),
-    ({"inversion_steps": 0}, "--inversion-steps"),
+    ({"invert_steps": 0}, "--invert-steps"),
+    ({"conditioning": "both"}, "--conditioning must be invert or prompt"),
     ({"trust": -1.0}, "--trust"),
     ({"clips": []}, "no clip given"),
 ])
@@ -78,7 +79,7 @@ def test_bad_options_are_one_line_input_errors(kw: dict, match: str) -> None:
 def test_run_config_is_resolved_and_json() -> None:
     cfg = AnalysisConfig(clips=["a.mp4"])
     assert cfg.clips == [Path("a.mp4")] and cfg.estimator == "contrast" and cfg.frames == 16
-    assert cfg.draws == 4 and cfg.prompt_inversion and cfg.trust == 0.25 and cfg.controls
+    assert cfg.draws == 4 and cfg.conditioning == "invert" and cfg.trust == 0.25 and cfg.controls
     rc = cfg.run_config()
     assert rc["alpha"] == "rule"  # docs/method.md §3.7, computed per clip
     assert rc["model"] == "bundled:geovid-tiny-sd" and rc["device"] == "auto"
@@ -120,7 +121,7 @@ def test_run_writes_the_contract(reference: Path) -> None:
     # α by the rule (docs/method.md §3.7): the line's density term is the half-circle curvature 2/chord.
     rule = s["alpha_rule"]
     assert rule["rho"] == 2.0 and s["alpha"] == pytest.approx(2.0 / (rule["chord"] * rule["normal_score"]))
-    assert s["condition"]["prompt_inversion"] and s["condition"]["inversion_steps"] == 5 and s["draws"] == 2
+    assert s["condition"]["conditioning"] == "invert" and s["condition"]["invert_steps"] == 5 and s["draws"] == 2
     assert set(s["controls"]) == {"shuffled", "reversed", "informative"}
     assert s["readable"]["percent_longer_than_optimised"] == pytest.approx(100 * (s["geodesic_excess"] - 1))
     assert s["frames"] == 6 and s["frame_indices"][0] == 0 and s["frame_indices"][-1] == 7
@@ -240,7 +241,7 @@ def default_run(analysis_model: str | None, tmp_path_factory: pytest.TempPathFac
         pytest.skip("needs the bundled model (a random tiny model has no density to measure)")
     tmp = tmp_path_factory.mktemp("default")
     clip = write_clip(tmp / "lin.mp4", motion="linear", frames=8, seed=3)
-    return run_analysis(AnalysisConfig(clips=[clip], out=tmp / "runs", name="d", frames=8, inversion_steps=30,
+    return run_analysis(AnalysisConfig(clips=[clip], out=tmp / "runs", name="d", frames=8, invert_steps=30,
                                        max_calls=400))
 
 
