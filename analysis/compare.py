@@ -33,7 +33,8 @@ PER_FRAME_COLUMNS: tuple[str, ...] = ("path", "frame", "time_s", "residual", "lo
 
 def measure_paths(paths: Mapping[str, torch.Tensor], score_fn: Callable[[torch.Tensor], torch.Tensor],
                   metric: Any, sphere: Sphere, times: torch.Tensor,
-                  progress: ProgressFn = null_progress) -> dict[str, PathMeasures]:
+                  progress: ProgressFn = null_progress,
+                  known: Mapping[str, torch.Tensor] | None = None) -> dict[str, PathMeasures]:
     """docs/method.md §7.3 measures of every path, in the order of ``paths``.
 
     Args:
@@ -43,6 +44,8 @@ def measure_paths(paths: Mapping[str, torch.Tensor], score_fn: Callable[[torch.T
         sphere: the analysis sphere.
         times: time of each frame in seconds (n,), for the speed.
         progress: ``progress("measure", done, total, info)`` after each path.
+        known: scores already computed for some paths, by name, from a call of all their points with the same
+            score function (e.g. the line scored for α): used as they are, no network call.
 
     Returns:
         name → :class:`~geovid.geometry.measures.PathMeasures`.
@@ -54,10 +57,13 @@ def measure_paths(paths: Mapping[str, torch.Tensor], score_fn: Callable[[torch.T
     out: dict[str, PathMeasures] = {}
     total = len(paths)
     for k, (name, x) in enumerate(paths.items()):
-        with torch.no_grad():
-            s = score_fn(x)  # one call: frame i gets the same draws on every path
-        out[name] = path_measures(x, s, metric, sphere, times=times, score_fn=hvp,
-                                  network_calls=int(x.shape[0]) * int(getattr(score_fn, "calls_per_point", 1)))
+        if known is not None and name in known:
+            s, calls = known[name].to(x.dtype), 0
+        else:
+            with torch.no_grad():
+                s = score_fn(x)  # one call: frame i gets the same draws on every path
+            calls = int(x.shape[0]) * int(getattr(score_fn, "calls_per_point", 1))
+        out[name] = path_measures(x, s, metric, sphere, times=times, score_fn=hvp, network_calls=calls)
         out[name].extras.update(_split_terms(x, s, metric, sphere))
         progress("measure", k + 1, total, {"path": name, "mean |r|": out[name].mean_residual})
     return out

@@ -136,23 +136,29 @@ def build_paths(ctx: Context, points: torch.Tensor, times: torch.Tensor
 # --------------------------------------------------------------------------- alpha
 
 
-def resolve_alpha(ctx: Context, line: torch.Tensor, sphere: Sphere, score: Any) -> tuple[float, dict[str, Any]]:
-    """α: ``--alpha``, or the rule of docs/method.md §3.7 on the clip's straight line (same estimator and draws
-    as the measures, so the line's scores are those the measure phase sees again)."""
+def resolve_alpha(ctx: Context, line: torch.Tensor, sphere: Sphere, score: Any
+                  ) -> tuple[float, dict[str, Any], torch.Tensor | None]:
+    """α: ``--alpha``, or the rule of docs/method.md §3.7 on the clip's straight line. The line is scored in one
+    call of all its points — the call the measure phase would make, so the same draws — and those scores are
+    returned (and kept in ``line_scores.safetensors``) for the measures, which do not score the line again.
+    Returns (α, its rule, the line's scores or None with ``--alpha``)."""
     cfg = ctx.config
     if cfg.alpha is not None:
-        return float(cfg.alpha), {"rule": "given (--alpha)", "alpha": float(cfg.alpha)}
-    if ctx.done("alpha", "alpha.json"):
+        return float(cfg.alpha), {"rule": "given (--alpha)", "alpha": float(cfg.alpha)}, None
+    if ctx.done("alpha", "alpha.json", "line_scores.safetensors"):
         info = ctx.read_json("alpha.json")
-        return float(info["alpha"]), info
+        return float(info["alpha"]), info, ctx.load("line_scores.safetensors")[0]["scores"]
     from geovid.geometry.alpha import calibrate_alpha
 
     with ctx.run.phase("alpha"):
-        cal = ctx.counted(lambda: calibrate_alpha(score, line[0], line[-1], sphere, line=line))
-        info = cal.to_dict()
+        with torch.no_grad():
+            s_line = ctx.counted(lambda: score(line))
+        cal = calibrate_alpha(score, line[0], line[-1], sphere, line=line, s_interior=s_line[1:-1])
+        info = {**cal.to_dict(), "network_calls": int(line.shape[0]) * int(getattr(score, "calls_per_point", 1))}
+        ctx.save("line_scores.safetensors", {"scores": s_line})
         ctx.run.write_json("alpha.json", info)
         ctx.prog("alpha", 1, 1, {"alpha": cal.alpha})
-    return cal.alpha, info
+    return cal.alpha, info, s_line
 
 
 # --------------------------------------------------------------------------- solve
@@ -198,8 +204,8 @@ def solve(ctx: Context, starts: dict[str, torch.Tensor], score: Any, metric: Any
 
 
 def measure(ctx: Context, all_paths: dict[str, torch.Tensor], ctrl_paths: dict[str, dict[str, torch.Tensor]],
-            score: Any, metric: Any, sphere: Sphere, times: torch.Tensor) -> tuple[Any, dict[str, Any],
-                                                                                 dict[str, Any]]:
+            score: Any, metric: Any, sphere: Sphere, times: torch.Tensor,
+            known: dict[str, torch.Tensor] | None = None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """docs/method.md §7.3 for the clip's paths and for each control's (same score, α and draws: each path in
     one call of the same length, so frame position i sees the same draws on every path).
 
@@ -211,7 +217,7 @@ def measure(ctx: Context, all_paths: dict[str, torch.Tensor], ctrl_paths: dict[s
                 ctx.read_json("controls.json"))
     with ctx.run.phase("measure"):
         measures = ctx.counted(lambda: compare.measure_paths(all_paths, score, metric, sphere, times,
-                                                             progress=ctx.prog))
+                                                             progress=ctx.prog, known=known))
         stats = compare.path_statistics(measures)
         ctrl_stats: dict[str, Any] = {}
         rows = dict(measures)

@@ -324,7 +324,7 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
     score = make_score(bb, config.estimator, t, config.prompt, config.seed, cond=cond.to(bb.dtype),
                        draws=config.draws)
     step_score = make_score(bb, config.estimator, t, config.prompt, config.seed, cond=cond.to(bb.dtype), draws=1)
-    alpha, alpha_info = phases.resolve_alpha(ctx, comp["line"], sphere, score)
+    alpha, alpha_info, s_line = phases.resolve_alpha(ctx, comp["line"], sphere, score)
     metric = make_metric(config.metric, alpha=alpha, lam=config.lam)
     budget = int(config.max_calls) if config.max_calls is not None else int(config.calls_per_frame) * n
     optimised, solve_info = phases.solve(ctx, {"video": x, **ctrl}, step_score, metric, sphere, budget,
@@ -333,7 +333,8 @@ def _execute(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> 
     all_paths = {"video": x, "optimised": xo, **comp}
     table, stats, ctrl_stats = phases.measure(ctx, {k: all_paths[k] for k in paths.PATH_NAMES},
                                               phases.control_path_sets(ctrl, optimised, sphere, config),
-                                              score, metric, sphere, times_t)
+                                              score, metric, sphere, times_t,
+                                              known=None if s_line is None else {"line": s_line})
     if config.decode_optimised:
         phases.decode_optimised(ctx, frames, xo, cond, t)
 

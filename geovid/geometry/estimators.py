@@ -42,8 +42,13 @@ class ScoreEstimator:
     def _latent(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], *self.backbone.latent_shape)
 
+    #: Network evaluations per row of a chunk (the contrast estimator's draws): chunks hold at most
+    #: ``max_batch // rows_factor`` points, so a network batch stays within ``max_batch`` latents.
+    rows_factor = 1
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [self._score(x[i:i + self.max_batch], i) for i in range(0, x.shape[0], self.max_batch)]
+        step = max(1, self.max_batch // self.rows_factor)
+        outs = [self._score(x[i:i + step], i) for i in range(0, x.shape[0], step)]
         out = torch.cat(outs) if len(outs) > 1 else outs[0]
         return out.reshape(x.shape).to(x.dtype)
 
@@ -88,12 +93,7 @@ class ContrastEstimator(ScoreEstimator):
         self.tau_halfwidth = tau_halfwidth
         self.draws = int(draws)
         self.calls_per_point = 2 * self.draws
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        step = max(1, self.max_batch // self.draws)  # network batches stay at most max_batch latents
-        outs = [self._score(x[i:i + step], i) for i in range(0, x.shape[0], step)]
-        out = torch.cat(outs) if len(outs) > 1 else outs[0]
-        return out.reshape(x.shape).to(x.dtype)
+        self.rows_factor = self.draws
 
     def _score(self, x: torch.Tensor, offset: int) -> torch.Tensor:
         n, k = x.shape[0], self.draws
