@@ -37,7 +37,7 @@ import numpy as np
 from geovid.errors import InputError
 from geovid.method import reference as method_reference
 from geovid.progress import ProgressFn
-from geovid.runs.options import RunOptions
+from geovid.runs.options import RESIZE_POLICIES, RunOptions
 from geovid.runs.store import Run, to_jsonable
 
 METRICS = ("density", "score")
@@ -49,7 +49,7 @@ PHASES = ("decode", "encode", "paths", "solve", "measure", "decode_optimised", "
 PLOTS = ("plots/residual.png", "plots/log_density.png", "plots/projection.png")
 
 
-@dataclass
+@dataclass(frozen=True)
 class AnalysisConfig(RunOptions):
     """Options of a video analysis (docs/method.md §7); CLI option ``--foo-bar`` is field ``foo_bar``.
 
@@ -74,8 +74,6 @@ class AnalysisConfig(RunOptions):
     (α = 2/(chord × median ‖N P s‖ on the straight line), computed for each clip from its endpoints)."""
     metric: str = "density"
     """``density`` (docs/method.md §3) or ``score`` (docs/method.md §4)."""
-    lam: float = 1000.0
-    """λ of the score metric I + λ s sᵀ (used with ``metric="score"`` only)."""
     estimator: str = "contrast"
     """Score estimator (docs/method.md §2): ``contrast`` (default, the reference's, with the model's negative
     prompt) or ``eps`` (the model's own score, deterministic)."""
@@ -117,18 +115,13 @@ class AnalysisConfig(RunOptions):
     below t_ν, with ``guidance``."""
     guidance: float = 1.0
     """Classifier-free guidance scale of inversion and decoding (reference: 1)."""
-    fit: str = "center-crop"
-    """How frames are brought to the model resolution: ``center-crop``, ``pad`` or ``stretch``."""
-    sphere: bool = True
-    """Sphere constraint (docs/method.md §1): all points at the mean norm of the video's points."""
     command: list[str] | None = None
     """Command line recorded in the manifest (default: ``sys.argv``)."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.clips, str | os.PathLike):
-            self.clips = [Path(self.clips)]
-        self.clips = [Path(c).expanduser() for c in self.clips]
-        self.out = Path(self.out).expanduser()
+        clips = [self.clips] if isinstance(self.clips, str | os.PathLike) else self.clips
+        object.__setattr__(self, "clips", [Path(c).expanduser() for c in clips])
+        object.__setattr__(self, "out", Path(self.out).expanduser())
 
     def run_config(self) -> dict[str, Any]:
         """The resolved options stored in a run's manifest (and compared on resume)."""
@@ -136,9 +129,10 @@ class AnalysisConfig(RunOptions):
 
         keep = ("frames", "stride", "start", "end", "noise_level", "metric", "lam", "estimator", "prompt", "dtype",
                 "seed", "decode_optimised", "max_calls", "calls_per_frame", "max_iters", "delta", "smooth_sigma",
-                "steps", "decode_steps", "guidance", "fit", "sphere", "draws", "conditioning", "invert_steps",
+                "steps", "decode_steps", "guidance", "sphere", "draws", "conditioning", "invert_steps",
                 "trust", "controls")
         cfg: dict[str, Any] = {k: getattr(self, k) for k in keep}
+        cfg["fit"] = self.resize  # the manifest's name for it (runs made before --fit became --resize)
         cfg["alpha"] = "rule" if self.alpha is None else float(self.alpha)
         cfg["model"] = model_name(self.model)
         cfg["device"] = self.device or "auto"
@@ -164,7 +158,7 @@ class AnalysisConfig(RunOptions):
         if self.estimator not in ESTIMATORS:
             raise InputError(f"--estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
         if not (math.isfinite(float(self.lam)) and float(self.lam) > 0):
-            raise InputError(f"--lam must be a positive number, got {self.lam}")
+            raise InputError(f"--lambda must be a positive number, got {self.lam}")
         if not (math.isfinite(float(self.delta)) and float(self.delta) > 0):
             raise InputError(f"--delta must be a positive number, got {self.delta}")
         if not (math.isfinite(float(self.smooth_sigma)) and float(self.smooth_sigma) > 0):
@@ -185,8 +179,8 @@ class AnalysisConfig(RunOptions):
             raise InputError(f"--steps must be at least 1, got {self.steps}")
         if self.decode_steps is not None and int(self.decode_steps) < 1:
             raise InputError(f"--decode-steps must be at least 1, got {self.decode_steps}")
-        if self.fit not in ("center-crop", "pad", "stretch"):
-            raise InputError(f"--fit must be center-crop, pad or stretch, got {self.fit!r}")
+        if self.resize not in RESIZE_POLICIES:
+            raise InputError(f"--resize must be center-crop, pad or stretch, got {self.resize!r}")
         if self.start is not None and not (math.isfinite(float(self.start)) and float(self.start) >= 0):
             raise InputError(f"--start must be a time >= 0 s (got {self.start})")
 
@@ -280,10 +274,10 @@ def _decode_frames(run: Run, config: AnalysisConfig, clip: Path, prog: ProgressF
                                     end=config.end, min_frames=3)
             raw, times = read_frames(info, indices, progress=prog)
             res = int(model_info(config.model)["resolution"])  # configs only: no weights loaded yet
-            frames = fit_to_resolution(raw, res, policy=config.fit)  # type: ignore[arg-type]
+            frames = fit_to_resolution(raw, res, policy=config.resize)  # type: ignore[arg-type]
             run.write_frames("frames", frames)
             meta = {"indices": indices, "time_s": times, "video": info.to_dict(), "resolution": res,
-                    "fit": config.fit}
+                    "fit": config.resize}
             run.write_json("clip.json", meta)
     return frames, meta
 

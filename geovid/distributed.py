@@ -147,8 +147,8 @@ class _RunItems:
 
     def _give_up(self, item: Mapping[str, Any], index: int, starts: int, t0: float) -> dict[str, Any]:
         """The worker died on this item every time: a failed row, and its unfinished run marked failed."""
+        from geovid.runs.jobs import find_previous
         from geovid.runs.store import Run
-        from geovid.tasks.common import find_previous
 
         message = (f"the worker died {starts} times while running this item (out of memory? a lost node?); "
                    "rerun it alone to see why")

@@ -17,6 +17,7 @@ from geovid.cli.common import (
     DtypeOpt,
     EngineOpt,
     GpusOpt,
+    LambdaOpt,
     ListOpt,
     ModelOpt,
     NameOpt,
@@ -24,6 +25,7 @@ from geovid.cli.common import (
     OutOpt,
     QuietOpt,
     RayAddressOpt,
+    ResizeOpt,
     RichProgress,
     SeedOpt,
     ThreadsOpt,
@@ -72,6 +74,7 @@ def analyze(
                                                 show_default=False)] = None,
     metric: Annotated[str, typer.Option("--metric", help="density (p^-α, docs/method.md §3) or score (I + λssᵀ, §4).")]
     = "density",
+    lam: LambdaOpt = 1000.0,
     estimator: Annotated[str, typer.Option("--estimator", help="Score estimator: contrast (the model's negative "
                                            "prompt against the clip's condition) or eps (docs/method.md §2).")]
     = "contrast",
@@ -96,6 +99,7 @@ def analyze(
     steps: Annotated[int, typer.Option("--steps", help="DDIM steps of the inversion schedule (t_ν lies on its "
                                        "grid).")] = 50,
     decode_steps: AnalyzeDecodeStepsOpt = None,
+    resize: ResizeOpt = "center-crop",
     resume: AnalyzeResumeOpt = False,
     as_json: AnalyzeAsJsonOpt = False,
     threads: ThreadsOpt = None,

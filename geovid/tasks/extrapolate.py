@@ -37,7 +37,7 @@ TANGENT_BVP_CALLS = 60
 _VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".ogv", ".gif")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExtrapolationConfig(SequenceOptions):
     """Options of an extrapolation run; names follow the CLI options (``--step-size`` → ``step_size``)."""
 

@@ -84,7 +84,7 @@ def resolve_conditioning(conditioning: str | None, prompt: str | None, prompt_b:
     return conditioning
 
 
-@dataclass
+@dataclass(frozen=True)
 class InterpolationConfig(SequenceOptions):
     """Options of an interpolation run; names follow the CLI options (``--noise-level`` → ``noise_level``)."""
 

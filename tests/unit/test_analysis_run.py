@@ -6,6 +6,7 @@ a short DDIM schedule and a small solver budget so the whole module stays within
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -165,7 +166,7 @@ def test_cancel_marks_interrupted_and_resume_finishes_with_the_same_numbers(
     assert not (run / "summary.json").exists()
     calls_before = m["network_calls"]
 
-    cfg.resume = True
+    cfg = dataclasses.replace(cfg, resume=True)
     resumed_phases: list[str] = []
     assert run_analysis(cfg, progress=lambda p, *a: resumed_phases.append(p)) == run
     m = _manifest(run)
@@ -190,7 +191,7 @@ def test_keyboard_interrupt_keeps_finished_phases(clip: Path, analysis_model: st
     assert m["status"] == "interrupted" and "solve" in m["phases_done"]
     solve_time = m["timings"]["solve"]
     optimised = (run / "optimised.safetensors").read_bytes()
-    cfg.resume = True
+    cfg = dataclasses.replace(cfg, resume=True)
     run_analysis(cfg)  # no name needed either: the newest unfinished run of this clip and options
     m = _manifest(run)
     assert m["status"] == "complete" and m["timings"]["solve"] == solve_time
