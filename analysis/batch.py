@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from analysis.run import AnalysisConfig, _analyse_clip
+from analysis.config import AnalysisConfig
 from geovid.errors import GeovidError, InputError
 from geovid.progress import Cancelled, ProgressFn
 from geovid.runs.catalog import summary_row
@@ -68,7 +68,9 @@ def run_batch(config: AnalysisConfig, progress: ProgressFn | None = None,
     """
     if not config.clips:
         raise InputError("no clip given: pass one or more video files")
-    config.validate()  # bad options: one error, before any run folder is made
+    from analysis.run import analyse_clip
+
+    config = config.resolve()  # bad options: one error, before any run folder is made
     names = batch_names(config)
     runs: list[Path] = []
     rows: list[dict[str, Any]] = []
@@ -79,7 +81,7 @@ def run_batch(config: AnalysisConfig, progress: ProgressFn | None = None,
         if progress is not None and not single:
             progress("batch", k, len(config.clips), {"clip": clip.name})
         try:
-            path = _analyse_clip(config, clip, name, progress, cancel, created)
+            path = analyse_clip(config, clip, name, progress, cancel, created)
         except (KeyboardInterrupt, Cancelled):
             raise
         except GeovidError as err:

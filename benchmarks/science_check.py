@@ -80,7 +80,7 @@ def _decode_video_path(run: Path, model: str | None) -> Any:
 def _checker(run: Path, captions: list[str] | None, model: str | None) -> dict[str, Any]:
     """World checker on the decoded interior frames of γ_o (plausible; and matching each frame's caption), and
     on γ_v decoded the same way (the inversion round trip: what γ_o can at best reach)."""
-    from analysis.run import _read_png_frames
+    from geovid.runs.store import read_frames as _read_png_frames
     from geovid.world.checker import check
 
     folder = run / "optimised"

@@ -104,7 +104,7 @@ def _analysis_template(options: Mapping[str, Any]) -> Any:
     from analysis.run import AnalysisConfig
 
     cfg = AnalysisConfig(**_known(AnalysisConfig, options, ("clips",), "analysis"))
-    dataclasses.replace(cfg, clips=[Path("clip")]).validate()
+    dataclasses.replace(cfg, clips=[Path("clip")]).resolve()
     return cfg
 
 
@@ -141,7 +141,7 @@ _SPECS = {
     "analysis": KindSpec(
         kind="analysis", columns=(), template=_analysis_template,
         inputs=lambda it: [os.path.abspath(it["clip"])],
-        run_config=lambda tpl, it: tpl.run_config(),
+        run_config=lambda tpl, it: tpl.manifest_config(),
         row=_analysis_row, label=lambda it: Path(it["clip"]).name, worker=_worker("AnalyzeClips")),
     "interpolation": KindSpec(
         kind="interpolation", columns=PAIR_COLUMNS, template=_interpolation_template,

@@ -134,7 +134,7 @@ def analyze(
         if engine == "ray":
             from analysis.run import batch_names
 
-            cfg.validate()
+            cfg = cfg.resolve()
             items = [{"clip": c, "name": n} for c, n in zip(cfg.clips, batch_names(cfg))]
             run_cli_batch("analysis", items, config_options(cfg, "clips", "name"), engine, workers, ray_address,
                           gpus_per_worker, threads, quiet, as_json)

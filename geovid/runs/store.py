@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 # Re-exported: the contract's names and the file primitives were defined here before geovid.runs.contract and
 # geovid.runs.files.
 __all__ = ["KINDS", "MANIFEST", "REQUIRED_FILES", "RESUMABLE", "SCHEMA", "STATUSES", "Run", "atomic_write_bytes",
-           "one_line", "to_jsonable"]
+           "one_line", "read_frames", "to_jsonable"]
 
 _VERSIONED = ("geovid", "torch", "diffusers", "numpy")
 # Throttle for manifest rewrites caused by network-call counting alone (phase ends always write).
@@ -402,6 +402,14 @@ class Run:
             raise
         if self.status == "running":
             self.complete()
+
+
+def read_frames(folder: str | os.PathLike[str]) -> np.ndarray:
+    """The frames a run wrote with :meth:`Run.write_frames` (``0000.png``, ``0001.png``, ...), as (N, H, W, 3) uint8."""
+    from PIL import Image
+
+    files = sorted(Path(folder).glob("[0-9][0-9][0-9][0-9].png"))
+    return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
 
 
 def _stamp() -> str:

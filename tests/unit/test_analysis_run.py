@@ -74,18 +74,18 @@ def reference(clip: Path, analysis_model: str | None, tmp_path_factory: pytest.T
 def test_bad_options_are_one_line_input_errors(kw: dict, match: str) -> None:
     cfg = AnalysisConfig(**{"clips": [Path("x.mp4")], **kw})
     with pytest.raises(InputError, match=match):
-        cfg.validate()
+        cfg.resolve()
 
 
 def test_run_config_is_resolved_and_json() -> None:
     cfg = AnalysisConfig(clips=["a.mp4"])
     assert cfg.clips == [Path("a.mp4")] and cfg.estimator == "contrast" and cfg.frames == 16
     assert cfg.draws == 4 and cfg.conditioning == "invert" and cfg.trust == 0.25 and cfg.controls
-    rc = cfg.run_config()
+    rc = cfg.manifest_config()
     assert rc["alpha"] == "rule"  # docs/method.md §3.7, computed per clip
     assert rc["model"] == "bundled:geovid-tiny-sd" and rc["device"] == "auto"
     assert rc["solver"] == "geovid" and rc["solver_mode"] == "normal" and rc["max_calls"] is None
-    assert AnalysisConfig(clips=["a.mp4"], alpha=0.01).run_config()["alpha"] == 0.01
+    assert AnalysisConfig(clips=["a.mp4"], alpha=0.01).manifest_config()["alpha"] == 0.01
     json.dumps(rc, allow_nan=False)
 
 
@@ -261,7 +261,7 @@ def test_defaults_give_a_readable_excess_and_controls_that_behave(default_run: P
                    "are plausible in 74 % of frames on 10 world clips (the decoded video path: 80 %); on this "
                    "8-frame clip 2 of 6, the decoded video path 8 of 8")
 def test_decoded_optimum_is_still_the_scene(default_run: Path) -> None:
-    from analysis.run import _read_png_frames
+    from geovid.runs.store import read_frames as _read_png_frames
     from geovid.world.checker import check
     from geovid.world.clips import clip_scenes
     from geovid.world.scene import caption
