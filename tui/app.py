@@ -23,6 +23,7 @@ from textual.worker import Worker, WorkerState
 from geovid.errors import GeovidError
 from geovid.progress import Cancelled
 from geovid.runs.catalog import RunRecord, runs_signature, scan_runs
+from geovid.runs.jobs import with_cancel
 from tui.engine import Engine, EngineUnavailable, LibraryEngine
 from tui.images import prepare_renderer
 from tui.jobs import Job, PhaseProgress
@@ -134,12 +135,10 @@ class GeovidApp(App[None]):
         self.jobs.append(job)
 
         def body() -> Path:
-            def progress(phase: str, done: int, total: int | None, info: dict[str, Any]) -> None:
-                if job.cancel.is_set():
-                    raise Cancelled()
+            def post(phase: str, done: int, total: int | None, info: dict[str, Any]) -> None:
                 self.post_message(JobProgress(job.id, phase, done, total, dict(info)))
 
-            return self.engine.start(kind, options, self.runs_dir, progress, job.cancel)
+            return self.engine.start(kind, options, self.runs_dir, with_cancel(post, job.cancel), job.cancel)
 
         self.run_worker(body, name=f"job-{job.id}", group="jobs", thread=True, exit_on_error=False)
         self._jobs_changed()

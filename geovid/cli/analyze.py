@@ -14,22 +14,14 @@ import typer
 
 from geovid.cli.batch import check_engine_options, config_options, run_cli_batch
 from geovid.cli.common import (
-    DtypeOpt,
-    EngineOpt,
-    GpusOpt,
+    AlphaOpt,
     LambdaOpt,
     ListOpt,
-    ModelOpt,
-    NameOpt,
-    OptionalDeviceOpt,
-    OutOpt,
-    QuietOpt,
-    RayAddressOpt,
+    MetricOpt,
     ResizeOpt,
     RichProgress,
-    SeedOpt,
-    ThreadsOpt,
-    WorkersOpt,
+    RunArgs,
+    run_options,
     set_threads,
     user_errors,
 )
@@ -54,12 +46,9 @@ AnalyzeControlsOpt = Annotated[bool, typer.Option("--controls/--no-controls", he
 AnalyzeDecodeStepsOpt = Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps when decoding the "
     "optimised path (default: the inversion's).",
     show_default=False)]
-AnalyzeResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish the interrupted run of the same clip and "
-    "options (the one given by --name, else the newest).")]
-AnalyzeAsJsonOpt = Annotated[bool, typer.Option("--json", help="Print each run's summary.json instead of the "
-    "table.")]
 
 
+@run_options(engine=True)
 def analyze(
     clips: Annotated[list[Path] | None, typer.Argument(help="Video files (mp4, avi, webm, mkv, mov, ...) or quoted "
                                                        "globs ('clips/**/*.mp4'); one run each.",
@@ -69,11 +58,8 @@ def analyze(
     start: Annotated[float | None, typer.Option("--start", help="Start of the time range, seconds.")] = None,
     end: Annotated[float | None, typer.Option("--end", help="End of the time range, seconds.")] = None,
     noise_level: Annotated[float, typer.Option("--noise-level", help="Noise level ν in (0, 1] (docs/method.md §1).")] = 0.6,
-    alpha: Annotated[float | None, typer.Option("--alpha", help="α of the density metric p^-α (default: the rule "
-                                                "of docs/method.md §3.7, from the clip's endpoints).",
-                                                show_default=False)] = None,
-    metric: Annotated[str, typer.Option("--metric", help="density (p^-α, docs/method.md §3) or score (I + λssᵀ, §4).")]
-    = "density",
+    alpha: AlphaOpt = None,
+    metric: MetricOpt = "density",
     lam: LambdaOpt = 1000.0,
     estimator: Annotated[str, typer.Option("--estimator", help="Score estimator: contrast (the model's negative "
                                            "prompt against the clip's condition) or eps (docs/method.md §2).")]
@@ -85,12 +71,6 @@ def analyze(
     invert_steps: AnalyzeInvertStepsOpt = 100,
     trust: AnalyzeTrustOpt = 0.25,
     controls: AnalyzeControlsOpt = True,
-    model: ModelOpt = None,
-    device: OptionalDeviceOpt = None,
-    dtype: DtypeOpt = "fp32",
-    seed: SeedOpt = 0,
-    out: OutOpt = Path("runs"),
-    name: NameOpt = None,
     decode_optimised: AnalyzeDecodeOptimisedOpt = True,
     max_calls: AnalyzeMaxCallsOpt = None,
     delta: Annotated[float, typer.Option("--delta", help="Perturbation size δ as a fraction of the median "
@@ -100,15 +80,8 @@ def analyze(
                                        "grid).")] = 50,
     decode_steps: AnalyzeDecodeStepsOpt = None,
     resize: ResizeOpt = "center-crop",
-    resume: AnalyzeResumeOpt = False,
-    as_json: AnalyzeAsJsonOpt = False,
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
     list_file: ListOpt = None,
-    engine: EngineOpt = "local",
-    workers: WorkersOpt = None,
-    ray_address: RayAddressOpt = None,
-    gpus_per_worker: GpusOpt = 0.0,
+    run: RunArgs = RunArgs(),
 ) -> None:
     """Measure how close a clip is to a geodesic of the image model's density (docs/method.md §7).
 
@@ -120,28 +93,28 @@ def analyze(
 
     Example: geovid analyze clip.mp4 --frames 16 --out runs
     """
-    options = dict(locals())
+    options = {**dict(locals()), **run.job_options()}
     with user_errors():
         from geovid.batch import expand_inputs
 
         clip_list = expand_inputs(clips or [], list_file)
-        check_engine_options(engine, workers, ray_address, gpus_per_worker)
-        if engine == "local":
-            set_threads(threads)
+        check_engine_options(run.engine, run.workers, run.ray_address, run.gpus_per_worker)
+        if run.engine == "local":
+            set_threads(run.threads)
         from analysis.run import run_batch
 
         cfg = _config(options, clip_list)
-        if engine == "ray":
+        if run.engine == "ray":
             from analysis.run import batch_names
 
             cfg = cfg.resolve()
             items = [{"clip": c, "name": n} for c, n in zip(cfg.clips, batch_names(cfg))]
-            run_cli_batch("analysis", items, config_options(cfg, "clips", "name"), engine, workers, ray_address,
-                          gpus_per_worker, threads, quiet, as_json)
+            run_cli_batch("analysis", items, config_options(cfg, "clips", "name"), run.engine, run.workers,
+                          run.ray_address, run.gpus_per_worker, run.threads, run.quiet, run.as_json)
             return
-        with RichProgress(quiet) as prog:
+        with RichProgress(run.quiet) as prog:
             runs = run_batch(cfg, progress=prog)
-        _show_runs(runs, quiet, as_json)
+        _show_runs(runs, run.quiet, run.as_json)
 
 
 def _config(options: dict[str, Any], clips: list[Path]) -> Any:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,7 +47,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print summary.json instea
 # Batch options of ``geovid analyze`` and ``geovid interpolate --pairs`` (docs/batch.md, geovid.cli.batch).
 EngineOpt = Annotated[str, typer.Option(
     "--engine", help="local: one process, the items one after another; ray: a Ray cluster, one model load per "
-    "worker (pip install 'geovid[ray]'; docs/batch.md).")]
+    "worker (pip install 'geovid\\[ray]'; docs/batch.md).")]
 WorkersOpt = Annotated[int | None, typer.Option(
     "--workers", help="Ray engine: workers (actors), each loading the model once; sizes the local Ray cluster "
     "(default: one per CPU core, or per --gpus-per-worker GPUs).", show_default=False)]
@@ -197,3 +200,63 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+# --------------------------------------------------------------------------- the options every run-making command takes
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    """The options every run-making command takes (``analyze``, ``interpolate``, ``extrapolate``), declared once:
+    :func:`run_options` adds them to a command and passes them as ``run``."""
+
+    model: str | None = None
+    device: str | None = None
+    dtype: str = "fp32"
+    seed: int = 0
+    out: Path = Path("runs")
+    name: str | None = None
+    resume: bool = False
+    threads: int | None = None
+    as_json: bool = False
+    quiet: bool = False
+    engine: str = "local"
+    workers: int | None = None
+    ray_address: str | None = None
+    gpus_per_worker: float = 0.0
+
+    def job_options(self) -> dict[str, Any]:
+        """The fields of :class:`geovid.runs.options.RunOptions` among these (model … resume)."""
+        return {k: getattr(self, k) for k in ("model", "device", "dtype", "seed", "out", "name", "resume")}
+
+
+_RUN_PARAMS: tuple[tuple[str, Any], ...] = (
+    ("model", ModelOpt), ("device", OptionalDeviceOpt), ("dtype", DtypeOpt), ("seed", SeedOpt), ("out", OutOpt),
+    ("name", NameOpt), ("resume", ResumeOpt), ("threads", ThreadsOpt), ("as_json", JsonOpt), ("quiet", QuietOpt))
+_ENGINE_PARAMS: tuple[tuple[str, Any], ...] = (
+    ("engine", EngineOpt), ("workers", WorkersOpt), ("ray_address", RayAddressOpt), ("gpus_per_worker", GpusOpt))
+
+
+def run_options(engine: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: append the shared run options (``--model`` … ``--quiet``; with ``engine`` also ``--engine``,
+    ``--workers``, ``--ray-address``, ``--gpus-per-worker``) to a command's options; the command receives them as
+    one :class:`RunArgs` argument ``run``. Typer reads the command's ``__signature__``."""
+    defaults = RunArgs()
+    added = [*_RUN_PARAMS, *(_ENGINE_PARAMS if engine else ())]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(fn, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "run"]
+        extra = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation,
+                                   default=getattr(defaults, name)) for name, annotation in added]
+
+        @functools.wraps(fn)
+        def command(**kw: Any) -> Any:
+            run = RunArgs(**{name: kw.pop(name) for name, _ in added if name in kw})
+            return fn(run=run, **kw)
+
+        command.__signature__ = sig.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in (*own, *extra)}
+        return command
+
+    return decorate

@@ -1,16 +1,16 @@
-"""Plumbing shared by the interpolation and extrapolation jobs: progress with cancel, opening (or resuming) a
-run, resumable state in the run folder, loading the model and the input images.
+"""What the image-sequence jobs (interpolation, extrapolation) share: loading the model and the input images, the
+endpoints' prompt-embedding inversion and the condition field c(x) along a path (docs/method.md §1.4, §2.2).
 
-Resumable state lives in ``RUN/state/<name>.safetensors`` (tensors plus a JSON blob in the safetensors
-metadata), written atomically at the end of each expensive phase, so ``--resume`` after Ctrl-C (or a cancel from
-the TUI) skips the phases listed in the manifest's ``phases_done`` and reloads their results from here.
+Opening, resuming and running a job, its phases' saved state and the call count live in :mod:`geovid.runs.jobs`
+and :mod:`geovid.runs.state` (the one runner of phased jobs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from geovid.progress import ProgressFn
 from geovid.runs.jobs import CallCounter, open_run, with_cancel  # noqa: F401 - re-exported for the jobs
 from geovid.runs.state import load_state, save_state  # noqa: F401 - re-exported for the jobs
 from geovid.runs.store import Run
+
+if TYPE_CHECKING:
+    from geovid.backbones.base import Backbone
 
 
 def step_progress(progress: ProgressFn, phase: str, **info: Any) -> Any:
@@ -40,7 +43,7 @@ def phase_done(run: Run, name: str) -> tuple[dict[str, torch.Tensor], dict[str, 
     return load_state(run, name) if run.is_done(name) else None
 
 
-def load_model(model: str | None, device: str | None, dtype: str) -> Any:
+def load_model(model: str | None, device: str | None, dtype: str) -> Backbone:
     """The backbone (diffusers SD folder, hub id in the local cache, or the bundled model)."""
     from geovid.backbones.loader import load_backbone
 
@@ -79,7 +82,7 @@ DEFAULT_INVERT_LR = 2e-2
 DEFAULT_INVERT_BATCH = 2
 
 
-def invert_endpoint_embeddings(backbone: Any, z0: torch.Tensor, prompt: str = "", steps: int = DEFAULT_INVERT_STEPS,
+def invert_endpoint_embeddings(backbone: Backbone, z0: torch.Tensor, prompt: str = "", steps: int = DEFAULT_INVERT_STEPS,
                                lr: float = DEFAULT_INVERT_LR, batch: int = DEFAULT_INVERT_BATCH, seed: int = 0,
                                use_cache: bool = True, progress: Any = None) -> torch.Tensor:
     """One prompt embedding per clean latent, optimised jointly (text inversion as the reference does it for its
@@ -96,8 +99,7 @@ def invert_endpoint_embeddings(backbone: Any, z0: torch.Tensor, prompt: str = ""
     """
     import hashlib
 
-    from safetensors.torch import load_file, save_file
-
+    from geovid.runs.state import read_tensors, write_tensors
     from geovid.tasks.latents import cache_root
 
     if int(steps) < 0:
@@ -123,7 +125,7 @@ def invert_endpoint_embeddings(backbone: Any, z0: torch.Tensor, prompt: str = ""
     use_cache = use_cache and os.environ.get("GEOVID_NO_CACHE") != "1"
     if use_cache and path.is_file():
         try:
-            return load_file(str(path))["embeddings"].to(backbone.device, backbone.dtype)
+            return read_tensors(path)[0]["embeddings"].to(backbone.device, backbone.dtype)
         except Exception:  # a damaged cache entry is recomputed
             pass
     emb = start.repeat(n, 1, 1).clone().requires_grad_(True)
@@ -147,17 +149,12 @@ def invert_endpoint_embeddings(backbone: Any, z0: torch.Tensor, prompt: str = ""
             progress(i + 1, int(steps))
     result = emb.detach().to(backbone.dtype)
     if use_cache:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            save_file({"embeddings": result.float().cpu().contiguous()}, str(tmp))
-            os.replace(tmp, path)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            write_tensors(path, {"embeddings": result.float()})
     return result
 
 
-def invert_with_conditions(backbone: Any, z0: torch.Tensor, conds: torch.Tensor, nu: float, steps: int = 50,
+def invert_with_conditions(backbone: Backbone, z0: torch.Tensor, conds: torch.Tensor, nu: float, steps: int = 50,
                            progress: Any = None) -> torch.Tensor:
     """DDIM inversion of clean latents z₀ (N, C, h, w) to level ν (docs/method.md §1), each with its own prompt
     embedding (``conds`` (N, L, H)). Returns flat float64 points (N, D). Not cached (the embeddings are)."""
@@ -215,7 +212,7 @@ class _FieldConditioned:
             self.cond = saved
 
 
-def field_estimator(name: str, backbone: Any, t: int, field: ConditionField, seed: int = 0, draws: int = 1,
+def field_estimator(name: str, backbone: Backbone, t: int, field: ConditionField, seed: int = 0, draws: int = 1,
                     negative_prompt: str | None = None) -> Any:
     """The ``eps`` or ``contrast`` estimator (docs/method.md §2) conditioned on c(x) = ``field(x)``; contrast
     with the model's negative prompt (``default_negative_prompt``) and ``draws`` (τ, ε₀) draws per point."""
