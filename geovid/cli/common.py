@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from geovid.runs.options import RunOptions
+
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", help="Bundled model (default), a local Stable-Diffusion folder, or a hub id (e.g. "
     "stabilityai/stable-diffusion-2-1-base, must be in the local cache).")]
@@ -205,18 +207,12 @@ def _fmt(v: Any) -> str:
 # --------------------------------------------------------------------------- the options every run-making command takes
 
 
-@dataclass(frozen=True)
-class RunArgs:
+@dataclass(frozen=True, kw_only=True)
+class RunArgs(RunOptions):
     """The options every run-making command takes (``analyze``, ``interpolate``, ``extrapolate``), declared once:
-    :func:`run_options` adds them to a command and passes them as ``run``."""
+    :func:`run_options` adds them to a command and passes them as ``run``. The job's own (model … resume) are
+    :class:`geovid.runs.options.RunOptions` fields; these add how the command runs and prints."""
 
-    model: str | None = None
-    device: str | None = None
-    dtype: str = "fp32"
-    seed: int = 0
-    out: Path = Path("runs")
-    name: str | None = None
-    resume: bool = False
     threads: int | None = None
     as_json: bool = False
     quiet: bool = False
