@@ -113,8 +113,15 @@ def _interpolation_template(options: Mapping[str, Any]) -> Any:
 
     cfg = InterpolationConfig(image_a=Path(), image_b=Path(),
                               **_known(InterpolationConfig, options, ("image_a", "image_b"), "interpolation"))
-    cfg.resolved()
+    cfg.resolve()
     return cfg
+
+
+def _interpolation_run_config(template: Any, item: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest's ``config`` of the run of one pair (what finds it again on ``--resume``)."""
+    cfg = dataclasses.replace(template, image_a=Path(item["a"]), image_b=Path(item["b"]),
+                              prompt=_pair_prompt(template, item))
+    return cfg.resolve().manifest_config()
 
 
 def _analysis_row(item: Mapping[str, Any], run: Path | None, error: str | None) -> dict[str, Any]:
@@ -146,8 +153,7 @@ _SPECS = {
     "interpolation": KindSpec(
         kind="interpolation", columns=PAIR_COLUMNS, template=_interpolation_template,
         inputs=lambda it: [os.path.abspath(it["a"]), os.path.abspath(it["b"])],
-        run_config=lambda tpl, it: dataclasses.replace(tpl, image_a=Path(it["a"]), image_b=Path(it["b"]),
-                                                       prompt=_pair_prompt(tpl, it)).resolved(),
+        run_config=_interpolation_run_config,
         row=lambda it, run, err: pair_row(run, it["a"], it["b"], _text(it.get("prompt")), err),
         label=lambda it: f"{Path(it['a']).name},{Path(it['b']).name}", worker=_worker("InterpolatePairs")),
 }

@@ -118,13 +118,14 @@ def run_job(job: Any, config: Any, threads: int | None, quiet: bool, as_json: bo
     """Run one job (``job(config, progress=...)`` returns its run folder) with a progress display, then print its
     summary.json (``--json``) or ``show(run, summary)``, and last the run folder.
 
-    The config is validated first, so that option errors come before the progress display starts.
+    The config is resolved first (:meth:`geovid.runs.options.Resolvable.resolve`), so that option errors come
+    before the progress display starts; the job receives the resolved config.
     """
     import json
 
     from geovid.runs.catalog import read_summary
 
-    config.validate()
+    config = config.resolve()
     set_threads(threads)
     with RichProgress(quiet) as prog:
         run = job(config, progress=prog)

@@ -147,11 +147,13 @@ def interpolate(
             starts=starts, decode_steps=decode_steps, resize=resize, fps=fps, model=model, device=device, dtype=dtype, seed=seed,
             out=out, name=name, resume=resume)
         if pairs is None:
+            cfg = cfg.resolve()
+            cfg.check_inputs()  # missing images, before the progress display starts
             run_job(run_interpolation, cfg, threads, quiet, as_json, _print_interpolation)
             return
         from geovid.batch import read_pairs
 
-        cfg.resolved()  # option errors before anything starts
+        cfg.resolve()  # option errors before anything starts
         if engine == "local":
             set_threads(threads)
         items = [{**p, "name": f"{name}-{k + 1}" if name else None} for k, p in enumerate(read_pairs(pairs))]

@@ -164,11 +164,11 @@ def test_pairs_ctrl_c_then_resume(analysis_model: str | None, tmp_path: Path, mo
     """Ctrl-C in the second pair → it is interrupted, the third cancelled, exit 130; --resume skips the first,
     finishes the second in its folder (phases done are not repeated) and runs the third. (Local engine; the Ray
     engine shares this bookkeeping, and its Ctrl-C goes through the batch's cancel flag: docs/batch.md.)"""
-    import geovid.tasks.interpolate as task
+    import geovid.tasks.interpolation_job as task
 
     pairs = _pairs_csv(tmp_path)
     pairs.write_text("\n".join([*pairs.read_text().splitlines()[:3], "a4.png,b3.png"]) + "\n")
-    real, seen = task._Job.measure, []
+    real, seen = task.InterpolationJob.measure, []
 
     def measure(self):
         seen.append(self.paths)
@@ -176,7 +176,7 @@ def test_pairs_ctrl_c_then_resume(analysis_model: str | None, tmp_path: Path, mo
             raise KeyboardInterrupt
         return real(self)
 
-    monkeypatch.setattr(task._Job, "measure", measure)
+    monkeypatch.setattr(task.InterpolationJob, "measure", measure)
     args = ["interpolate", "--pairs", str(pairs), "--out", str(tmp_path / "runs"), *TINY, *_model(analysis_model)]
     res = runner.invoke(app, args)
     assert res.exit_code == 130 and res.stderr.strip() == "interrupted", res.output

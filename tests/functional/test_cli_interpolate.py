@@ -186,8 +186,8 @@ def test_image_formats_and_sizes(tmp_path: Path, pair: tuple[Path, Path], analys
         assert manifest(run)["status"] == "complete"
         frame = np.asarray(Image.open(run / "frames" / "0000.png"))
         assert frame.ndim == 3 and frame.shape[2] == 3 and frame.shape[0] == frame.shape[1]
+        from geovid.runs.state import load_state
         from geovid.runs.store import Run
-        from geovid.tasks.common import load_state
 
         tensors, _ = load_state(Run(run, manifest(run)), "encode")
         imgs = tensors["images"].numpy()
