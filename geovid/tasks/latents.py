@@ -23,6 +23,7 @@ import torch
 
 from geovid.backbones.base import Backbone, Condition
 from geovid.errors import InputError
+from geovid.runs.files import atomic_output
 
 if TYPE_CHECKING:
     from geovid.geometry.estimators import ScoreEstimator
@@ -96,10 +97,8 @@ def images_to_points(backbone: Backbone, images: np.ndarray, nu: float, prompt: 
     enc = Encoded(points=points, z0=z0.detach().cpu(), t=t, images=fitted)
     if use_cache:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save({"points": enc.points, "z0": enc.z0, "t": t}, tmp)
-            os.replace(tmp, path)
+            with atomic_output(path) as tmp:
+                torch.save({"points": enc.points, "z0": enc.z0, "t": t}, tmp)
         except OSError:
             pass
     return enc
