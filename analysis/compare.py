@@ -15,12 +15,14 @@ that make up r (which one dominates says what the tests measure).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
+from geovid.geometry import ScoreFn
 from geovid.geometry.measures import PathMeasures, path_measures, residual_vectors
+from geovid.geometry.metrics import Metric
 from geovid.geometry.paths import Sphere
 from geovid.progress import ProgressFn, null_progress
 
@@ -31,9 +33,8 @@ if TYPE_CHECKING:
 PER_FRAME_COLUMNS: tuple[str, ...] = ("path", "frame", "time_s", "residual", "log_density", "speed")
 
 
-def measure_paths(paths: Mapping[str, torch.Tensor], score_fn: Callable[[torch.Tensor], torch.Tensor],
-                  metric: Any, sphere: Sphere, times: torch.Tensor,
-                  progress: ProgressFn = null_progress,
+def measure_paths(paths: Mapping[str, torch.Tensor], score_fn: ScoreFn, metric: Metric, sphere: Sphere,
+                  times: torch.Tensor, progress: ProgressFn = null_progress,
                   known: Mapping[str, torch.Tensor] | None = None) -> dict[str, PathMeasures]:
     """docs/method.md §7.3 measures of every path, in the order of ``paths``.
 
@@ -53,7 +54,7 @@ def measure_paths(paths: Mapping[str, torch.Tensor], score_fn: Callable[[torch.T
     sizes = {name: int(x.shape[0]) for name, x in paths.items()}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"all paths must have one point per frame; got {sizes}")
-    hvp = score_fn if getattr(metric, "needs_hvp", False) else None
+    hvp = score_fn if metric.needs_hvp else None
     out: dict[str, PathMeasures] = {}
     total = len(paths)
     for k, (name, x) in enumerate(paths.items()):
@@ -69,14 +70,14 @@ def measure_paths(paths: Mapping[str, torch.Tensor], score_fn: Callable[[torch.T
     return out
 
 
-def _split_terms(x: torch.Tensor, s: torch.Tensor, metric: Any, sphere: Sphere) -> dict[str, float]:
+def _split_terms(x: torch.Tensor, s: torch.Tensor, metric: Metric, sphere: Sphere) -> dict[str, float]:
     """Mean norms of the two parts of r = N[P κ] + force (docs/method.md §3) over the interior frames.
 
     Which part dominates says what the tests look at: the path's bending (curvature term) or where it lies in
     the density (force term, α N P s for the density metric). Only for metrics whose force needs no extra
     network calls (the density metric); NaN otherwise.
     """
-    if getattr(metric, "needs_hvp", False) or x.shape[0] < 3:
+    if metric.needs_hvp or x.shape[0] < 3:
         return {"mean_curvature_term": math.nan, "mean_force_term": math.nan}
     r, k, _ = residual_vectors(x, s[1:-1], metric, sphere)
     return {"mean_curvature_term": float(k.norm(dim=-1).mean()), "mean_force_term": float((r - k).norm(dim=-1).mean())}

@@ -17,14 +17,18 @@ Every function is deterministic: the perturbation draws from its own seeded gene
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from geovid.errors import InputError
+from geovid.geometry import ScoreFn
+from geovid.geometry.metrics import Metric
 from geovid.geometry.paths import Sphere, initial_path
 from geovid.progress import ProgressFn, null_progress
+
+if TYPE_CHECKING:
+    from geovid.geometry.bvp_core import BVPResult
 
 #: Names of the analysed paths, in the order they appear in tables and plots (docs/run-directory.md).
 PATH_NAMES: tuple[str, ...] = ("video", "optimised", "perturbed", "smoothed", "line")
@@ -104,9 +108,9 @@ def comparison_paths(x: torch.Tensor, sphere: Sphere, delta: float = 0.5, smooth
             "line": line_path(x, sphere)}
 
 
-def optimised_path(x: torch.Tensor, score_fn: Callable[[torch.Tensor], torch.Tensor], metric: Any, sphere: Sphere,
+def optimised_path(x: torch.Tensor, score_fn: ScoreFn, metric: Metric, sphere: Sphere,
                    max_calls: int | None = None, max_iters: int = 400, seed: int = 0,
-                   trust: float | None = None, progress: ProgressFn = null_progress) -> Any:
+                   trust: float | None = None, progress: ProgressFn = null_progress) -> BVPResult:
     """γ_o: the BVP solver started at γ_v, endpoints fixed (docs/method.md §5, §7.2).
 
     ``mode="normal"`` keeps each point the counterpart of its frame (only normal moves), so that per-frame

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -18,7 +18,7 @@ from geovid.errors import InputError
 from geovid.geometry.bvp import solve_bvp
 from geovid.geometry.estimators import FunctionEstimator
 from geovid.geometry.measures import exact_length, path_measures
-from geovid.geometry.metrics import make_metric
+from geovid.geometry.metrics import DensityMetric, Metric, ScoreMetric, make_metric
 from geovid.geometry.paths import Sphere, initial_path
 from geovid.progress import ProgressFn, null_progress
 
@@ -117,7 +117,7 @@ GRID_STENCIL = 3
 GRID_SAMPLES = 3
 
 
-def grid_initial_path(dens: GaussianMixture, metric: Any, start: tuple[float, float], end: tuple[float, float],
+def grid_initial_path(dens: GaussianMixture, metric: Metric, start: tuple[float, float], end: tuple[float, float],
                       points: int, box: tuple[float, float, float, float] | None = None
                       ) -> tuple[torch.Tensor, dict[str, Any]]:
     """The global initial path of the 2-D solver (docs/method.md §5): Dijkstra on a grid over the density's
@@ -144,9 +144,11 @@ def grid_initial_path(dens: GaussianMixture, metric: Any, start: tuple[float, fl
     feature = float(torch.linalg.eigvalsh(covs).min().sqrt())
     res = grid_resolution(box, feature)
     if metric.name == "density":
-        weight = density_weight(lambda p: dens.log_prob(torch.from_numpy(p)).numpy(), metric.alpha)
+        alpha = cast(DensityMetric, metric).alpha
+        weight = density_weight(lambda p: dens.log_prob(torch.from_numpy(p)).numpy(), alpha)
     else:
-        weight = score_metric_weight(lambda p: dens.score(torch.from_numpy(p)).numpy(), metric.lam)
+        lam = cast(ScoreMetric, metric).lam
+        weight = score_metric_weight(lambda p: dens.score(torch.from_numpy(p)).numpy(), lam)
     with np.errstate(over="ignore"):
         g = grid_shortest_path(weight, start, end, box, resolution=res, stencil=GRID_STENCIL, samples=GRID_SAMPLES)
     path = torch.from_numpy(polyline_to_path(g.path, start, end, points))
@@ -236,9 +238,7 @@ def run_toy(cfg: ToyConfig, progress: ProgressFn = null_progress) -> dict[str, A
         "note": res.info.get("note"),
     }
     if cfg.metric == "score":
-        from geovid.geometry.metrics import ScoreMetric
-
-        sm: ScoreMetric = metric  # type: ignore[assignment]
+        sm = cast(ScoreMetric, metric)
         out["energy"] = _score_energy(path, dens, sm.lam)
         out["straight_energy"] = _score_energy(straight, dens, sm.lam)
     return _json_safe(out)

@@ -92,18 +92,11 @@ def halfblock_lines(img: PILImage.Image, cols: int, rows: int) -> list[list[Segm
     return [[] for _ in range(top_pad)] + lines
 
 
-class HalfBlockImage(Widget):
-    """A picture drawn with coloured half blocks; fills its box, keeps the aspect ratio."""
+class _ImageProperty:
+    """The ``image`` property of the picture widgets below: the source shown (path or PIL image; only its name
+    for :class:`NoImage`). Assigning it stores the source and shows it (:meth:`_show`)."""
 
-    DEFAULT_CSS = """
-    HalfBlockImage { width: 1fr; height: 1fr; }
-    """
-
-    def __init__(self, source: ImageSource = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._source: ImageSource = source
-        self._lines: list[list[Segment]] = []
-        self._key: tuple[Any, ...] | None = None
+    _source: ImageSource
 
     @property
     def image(self) -> ImageSource:
@@ -113,6 +106,26 @@ class HalfBlockImage(Widget):
     @image.setter
     def image(self, source: ImageSource) -> None:
         self._source = source
+        self._show(source)
+
+    def _show(self, source: ImageSource) -> None:
+        raise NotImplementedError
+
+
+class HalfBlockImage(_ImageProperty, Widget):
+    """A picture drawn with coloured half blocks; fills its box, keeps the aspect ratio."""
+
+    DEFAULT_CSS = """
+    HalfBlockImage { width: 1fr; height: 1fr; }
+    """
+
+    def __init__(self, source: ImageSource = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._source = source
+        self._lines: list[list[Segment]] = []
+        self._key: tuple[Any, ...] | None = None
+
+    def _show(self, source: ImageSource) -> None:
         self._key = None
         self.refresh()
 
@@ -134,7 +147,7 @@ class HalfBlockImage(Widget):
         return Strip.blank(width)
 
 
-class NoImage(Static):
+class NoImage(_ImageProperty, Static):
     """Stand-in when pictures are off: shows the file name."""
 
     DEFAULT_CSS = """
@@ -145,14 +158,7 @@ class NoImage(Static):
         super().__init__("", **kwargs)
         self.image = source
 
-    @property
-    def image(self) -> ImageSource:
-        """The picture (only its name is shown)."""
-        return self._src
-
-    @image.setter
-    def image(self, source: ImageSource) -> None:
-        self._src = source
+    def _show(self, source: ImageSource) -> None:
         self.update(Path(source).name if isinstance(source, Path) else ("picture" if source else ""))
 
 

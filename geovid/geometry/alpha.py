@@ -21,13 +21,13 @@ Written before the measurements that judge it (docs/analysis.md, docs/interpolat
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
 from geovid.errors import InputError
+from geovid.geometry import ScoreFn
 from geovid.geometry.paths import Sphere, initial_path
 
 #: ρ of the rule: the density term on the straight path equals the curvature of the half circle over the chord.
@@ -61,7 +61,7 @@ def normal_score_on_line(line: torch.Tensor, s_interior: torch.Tensor, sphere: S
     return float((r - k).norm(dim=-1).median())
 
 
-def calibrate_alpha(score_fn: Callable[[torch.Tensor], torch.Tensor], a: torch.Tensor, b: torch.Tensor,
+def calibrate_alpha(score_fn: ScoreFn, a: torch.Tensor, b: torch.Tensor,
                     sphere: Sphere, points: int = RULE_POINTS, rho: float = RHO,
                     line: torch.Tensor | None = None, s_interior: torch.Tensor | None = None) -> AlphaCalibration:
     """α by the rule of this module for endpoints ``a``, ``b`` (flat points) and a score.
@@ -93,7 +93,7 @@ def calibrate_alpha(score_fn: Callable[[torch.Tensor], torch.Tensor], a: torch.T
                             network_calls=calls)
 
 
-def calibrate_alpha_ray(score_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, v: torch.Tensor,
+def calibrate_alpha_ray(score_fn: ScoreFn, x: torch.Tensor, v: torch.Tensor,
                         length: float, sphere: Sphere, points: int = RULE_POINTS,
                         rho: float = RHO) -> AlphaCalibration:
     """The rule for an initial-value problem: the chord is the straight continuation of the start velocity ``v``

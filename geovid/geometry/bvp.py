@@ -59,6 +59,7 @@ from geovid.geometry.bvp_core import (
 )
 from geovid.geometry.bvp_iteration import _geovid_run, _subdivide
 from geovid.geometry.bvp_starts import _guarded, _lockstep, _StartRun
+from geovid.geometry.metrics import Metric
 from geovid.geometry.paths import Sphere
 from geovid.geometry.solver_energy import _solve_energy_starts, solve_energy
 from geovid.geometry.solver_reference import solve_reference
@@ -91,7 +92,7 @@ def _initial_paths(x0: torch.Tensor, sphere: Sphere, mode: str, starts: int, sel
     return inits
 
 
-def _pick(runs: list[_StartRun], counter: CountingScore, metric: Any, stochastic: bool) -> int:
+def _pick(runs: list[_StartRun], counter: CountingScore, metric: Metric, stochastic: bool) -> int:
     """The index of the start with the lowest objective (log L̃ or log E). With a stochastic score and several
     starts, each start's path is scored again alone first (same draws per point index), so that the comparison
     is not estimator noise."""
@@ -135,7 +136,7 @@ def _start_info(runs: list[_StartRun], win: _StartRun, pick: int, summaries: lis
     return info
 
 
-def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere, *,
+def solve_geovid(x0: torch.Tensor, score_fn: ScoreFn, metric: Metric, sphere: Sphere, *,
                  starts: int = 0, candidates: list[torch.Tensor] | None = None, start_seed: int = 0,
                  start_amplitude: float = DEFAULT_START_AMPLITUDE, break_critical: bool = True,
                  select: str = "final", keep_start_paths: bool = False,
@@ -235,7 +236,7 @@ def _refuse_unknown_options(solver: str, options: dict[str, Any]) -> None:
                          f"(it takes: {', '.join(sorted(known))})")
 
 
-def solve_bvp(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere | None = None,
+def solve_bvp(x0: torch.Tensor, score_fn: ScoreFn, metric: Metric, sphere: Sphere | None = None,
               solver: str = "geovid", seed: int | None = 0, starts: int = 0, **options: Any) -> BVPResult:
     """Solve the geodesic BVP with fixed endpoints x0[0], x0[-1] (docs/method.md §5).
 

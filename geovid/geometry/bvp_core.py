@@ -13,6 +13,7 @@ import torch
 from geovid.errors import InputError
 from geovid.geometry import ScoreFn
 from geovid.geometry.measures import log_density_profile, midpoint_log_density
+from geovid.geometry.metrics import Metric
 from geovid.geometry.paths import Sphere, initial_path
 
 Monitor = Callable[[torch.Tensor, int], None]  # called with (current path, network calls so far)
@@ -51,7 +52,7 @@ class BVPResult:
     """Global-start report (docs/method.md §5): ``critical_start``, ``starts`` (one summary per start), ``chosen``."""
 
 
-def _objective(x: torch.Tensor, s: torch.Tensor, metric: Any) -> float:
+def _objective(x: torch.Tensor, s: torch.Tensor, metric: Metric) -> float:
     """Discrete objective: log L̃ (density metric) or log E (score metric)."""
     ell = log_density_profile(x, s)
     mid = midpoint_log_density(x, s, ell)

@@ -17,6 +17,7 @@ from geovid.geometry import ScoreFn
 from geovid.geometry.bvp_core import Monitor, _objective
 from geovid.geometry.bvp_starts import _StartRun
 from geovid.geometry.measures import residual_vectors
+from geovid.geometry.metrics import Metric
 from geovid.geometry.paths import Sphere
 from geovid.progress import ProgressFn
 
@@ -111,7 +112,7 @@ def _propose(x: torch.Tensor, force: torch.Tensor, tang: torch.Tensor, op: torch
 State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float, float]  # s, r, κ, T, mean ‖r‖, objective
 
 
-def _geovid_run(x0: torch.Tensor, s_ends: torch.Tensor, metric: Any, sphere: Sphere, run: _StartRun, *,
+def _geovid_run(x0: torch.Tensor, s_ends: torch.Tensor, metric: Metric, sphere: Sphere, run: _StartRun, *,
                 per_point: int, hvp_fn: ScoreFn | None, total_calls: Callable[[], int], mode: str,
                 multilevel: bool, max_calls: int | None, max_iters: int, xtol: float, rtol: float, patience: int,
                 step: float, step_max: float, slack: float, stall: int, theta: float, coarse_factor: float,

@@ -18,7 +18,9 @@ from typing import Any
 
 import torch
 
+from geovid.backbones.base import Backbone, Condition
 from geovid.errors import InputError
+from geovid.geometry import ScoreFn
 
 
 class ScoreEstimator:
@@ -28,7 +30,7 @@ class ScoreEstimator:
     calls_per_point = 1
     stochastic = False  # fresh random draws per evaluation (compare paths on scores drawn alone, docs/method.md §7.3)
 
-    def __init__(self, backbone: Any, t: int, cond: Any = "", seed: int = 0, max_batch: int = 64) -> None:
+    def __init__(self, backbone: Backbone, t: int, cond: Condition = "", seed: int = 0, max_batch: int = 64) -> None:
         self.backbone = backbone
         self.t = int(t)
         self.cond = cond
@@ -61,7 +63,7 @@ class EpsEstimator(ScoreEstimator):
 
     name = "eps"
 
-    def __init__(self, backbone: Any, t: int, cond: Any = "", seed: int = 0, max_batch: int = 64) -> None:
+    def __init__(self, backbone: Backbone, t: int, cond: Condition = "", seed: int = 0, max_batch: int = 64) -> None:
         super().__init__(backbone, t, cond, seed, max_batch)
         self.sigma = backbone.sigma(self.t)
         if self.sigma <= 0:
@@ -82,8 +84,8 @@ class ContrastEstimator(ScoreEstimator):
     name = "contrast"
     stochastic = True
 
-    def __init__(self, backbone: Any, t: int, cond: Any = "", seed: int = 0, max_batch: int = 64,
-                 neg_cond: Any = None, tau_halfwidth: int = 100, draws: int = 1) -> None:
+    def __init__(self, backbone: Backbone, t: int, cond: Condition = "", seed: int = 0, max_batch: int = 64,
+                 neg_cond: Condition | None = None, tau_halfwidth: int = 100, draws: int = 1) -> None:
         super().__init__(backbone, t, cond, seed, max_batch)
         if neg_cond is None:
             neg_cond = backbone.embed_prompt(getattr(backbone, "default_negative_prompt", ""))
@@ -121,13 +123,14 @@ class ExactEstimator(ScoreEstimator):
 
     name = "exact"
 
-    def __init__(self, backbone: Any, t: int, cond: Any = "", seed: int = 0, max_batch: int = 4096) -> None:
+    def __init__(self, backbone: Backbone, t: int, cond: Condition = "", seed: int = 0, max_batch: int = 4096) -> None:
         if not hasattr(backbone, "score"):
             raise InputError("the exact estimator needs an analytic backbone")
         super().__init__(backbone, t, cond, seed, max_batch)
 
     def _score(self, x: torch.Tensor, offset: int) -> torch.Tensor:
-        return self.backbone.score(x, self.t, self.cond).reshape(x.shape[0], -1)
+        # An analytic backbone's closed-form score (checked in __init__; not a member of every Backbone).
+        return self.backbone.score(x, self.t, self.cond).reshape(x.shape[0], -1)  # type: ignore[attr-defined]
 
 
 ESTIMATORS: dict[str, Callable[..., ScoreEstimator]] = {
@@ -137,7 +140,8 @@ ESTIMATORS: dict[str, Callable[..., ScoreEstimator]] = {
 }
 
 
-def make_estimator(name: str, backbone: Any, t: int, cond: Any = "", seed: int = 0, **kw: Any) -> ScoreEstimator:
+def make_estimator(name: str, backbone: Backbone, t: int, cond: Condition = "", seed: int = 0,
+                   **kw: Any) -> ScoreEstimator:
     """Build a score estimator by name (``eps``, ``contrast``, ``exact``)."""
     if name not in ESTIMATORS:
         raise InputError(f"unknown estimator {name!r}; choose from {', '.join(ESTIMATORS)}")
@@ -149,7 +153,7 @@ class FunctionEstimator(ScoreEstimator):
 
     name = "function"
 
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    def __init__(self, fn: ScoreFn) -> None:
         self.fn = fn
         self.calls = 0
         self.max_batch = 1 << 30

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from geovid.errors import SolverError
 from geovid.geometry import ScoreFn
 from geovid.geometry.bvp_core import BVPResult, CountingScore, _check_inputs, bent_paths
+from geovid.geometry.metrics import Metric, ScoreMetric
 from geovid.geometry.paths import Sphere
 from geovid.progress import ProgressFn, null_progress
 
 
-def solve_energy(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere, *,
+def solve_energy(x0: torch.Tensor, score_fn: ScoreFn, metric: Metric, sphere: Sphere, *,
                  max_calls: int | None = None, max_iters: int = 400, gtol: float = 1e-7,
                  progress: ProgressFn = null_progress) -> BVPResult:
     """Energy formulation for the score metric (docs/method.md §4, §5 "free choices"): minimise the discrete energy
@@ -39,7 +40,8 @@ def solve_energy(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
         x = path_of(y)
         dx = x[1:] - x[:-1]
         s_mid = counter(0.5 * (x[1:] + x[:-1]))
-        e = (n_seg / 2.0) * ((dx * dx).sum(-1) + metric.lam * (s_mid * dx).sum(-1) ** 2).sum()
+        lam = cast(ScoreMetric, metric).lam  # the score metric's λ (the energy solver is for that metric)
+        e = (n_seg / 2.0) * ((dx * dx).sum(-1) + lam * (s_mid * dx).sum(-1) ** 2).sum()
         if not torch.isfinite(e):
             raise SolverError("the energy became non-finite; check the noise level and lambda")
         e.backward()
@@ -66,7 +68,7 @@ def solve_energy(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Spher
                      converged=converged, solver="energy", history=history, seconds=time.perf_counter() - t0)
 
 
-def _solve_energy_starts(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere, starts: int,
+def _solve_energy_starts(x0: torch.Tensor, score_fn: ScoreFn, metric: Metric, sphere: Sphere, starts: int,
                          start_seed: int, start_amplitude: float, **options: Any) -> BVPResult:
     """The energy solver from several starts, one after the other (L-BFGS keeps one path); the start with the
     lowest final energy is returned. A start the solver does not move at all (a critical point) is reported and,

@@ -5,7 +5,7 @@ the knots and γ̇ from the piecewise slerp; every iteration logged in ``result.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -13,6 +13,7 @@ import torch
 from geovid.errors import InputError, SolverError
 from geovid.geometry import ScoreFn
 from geovid.geometry.bvp_core import BVPResult, CountingScore, Monitor, _check_inputs
+from geovid.geometry.metrics import DensityMetric, Metric
 from geovid.geometry.paths import Sphere, initial_path, slerp
 from geovid.progress import ProgressFn, null_progress
 
@@ -37,7 +38,7 @@ def _spline_derivatives(knots_t: np.ndarray, x: torch.Tensor, sphere: Sphere) ->
     return vel, acc_t
 
 
-def solve_reference(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sphere, *,
+def solve_reference(x0: torch.Tensor, score_fn: ScoreFn, metric: Metric, sphere: Sphere, *,
                     levels: tuple[int, ...] = (1, 3, 7, 15), iters_per_level: int = 100, eta0: float = 0.1,
                     progress: ProgressFn = null_progress, max_calls: int | None = None,
                     monitor: Monitor | None = None) -> BVPResult:
@@ -48,7 +49,7 @@ def solve_reference(x0: torch.Tensor, score_fn: ScoreFn, metric: Any, sphere: Sp
         raise InputError("the reference solver implements the density metric only (docs/method.md §5)")
     t0 = time.perf_counter()
     counter = CountingScore(score_fn)
-    alpha = metric.alpha
+    alpha = cast(DensityMetric, metric).alpha  # the density metric, by its name (checked above)
     total = iters_per_level * len(levels)
     a_end, b_end = x0[0], x0[-1]
     ctrl = initial_path(a_end, b_end, levels[0] + 2, sphere)[1:-1]

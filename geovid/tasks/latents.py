@@ -16,12 +16,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from geovid.backbones.base import Backbone, Condition
 from geovid.errors import InputError
+from geovid.runs.files import atomic_output
+
+if TYPE_CHECKING:
+    from geovid.geometry.estimators import ScoreEstimator
 
 
 def cache_root() -> Path:
@@ -39,25 +44,25 @@ class Encoded:
     images: np.ndarray  # (N, H, W, 3) uint8, the model-resolution inputs actually used
 
 
-def _key(images: np.ndarray, backbone: Any, nu: float, prompt: str, guidance: float, steps: int) -> str:
+def _key(images: np.ndarray, backbone: Backbone, nu: float, prompt: str, guidance: float, steps: int) -> str:
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(images).tobytes())
-    h.update(repr((images.shape, str(getattr(backbone, "name", "")), str(getattr(backbone, "dtype", "")),
+    h.update(repr((images.shape, str(backbone.name), str(backbone.dtype),
                    float(nu), prompt, float(guidance), int(steps))).encode())
     return h.hexdigest()
 
 
-def fit_images(backbone: Any, images: np.ndarray, policy: str = "center-crop") -> np.ndarray:
+def fit_images(backbone: Backbone, images: np.ndarray, policy: str = "center-crop") -> np.ndarray:
     """Crop/resize uint8 frames (N, H, W, 3) to the backbone's resolution (docs/media.md policy)."""
     from geovid.media.images import fit_to_resolution
 
-    res = getattr(backbone, "resolution", None)
+    res = backbone.resolution
     if res is None:
         return images
     return np.stack([fit_to_resolution(im, res, policy=policy) for im in images])  # type: ignore[arg-type]
 
 
-def images_to_points(backbone: Any, images: np.ndarray, nu: float, prompt: str = "", guidance: float = 1.0,
+def images_to_points(backbone: Backbone, images: np.ndarray, nu: float, prompt: str = "", guidance: float = 1.0,
                      steps: int = 50, policy: str = "center-crop", cache: bool = True,
                      progress: Callable[[int, int], None] | None = None) -> Encoded:
     """Encode and invert images to level ν (docs/method.md §1). Returns float64 points (N, D).
@@ -92,16 +97,14 @@ def images_to_points(backbone: Any, images: np.ndarray, nu: float, prompt: str =
     enc = Encoded(points=points, z0=z0.detach().cpu(), t=t, images=fitted)
     if use_cache:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save({"points": enc.points, "z0": enc.z0, "t": t}, tmp)
-            os.replace(tmp, path)
+            with atomic_output(path) as tmp:
+                torch.save({"points": enc.points, "z0": enc.z0, "t": t}, tmp)
         except OSError:
             pass
     return enc
 
 
-def points_to_images(backbone: Any, points: torch.Tensor, t: int, prompt: str = "", guidance: float = 1.0,
+def points_to_images(backbone: Backbone, points: torch.Tensor, t: int, prompt: str = "", guidance: float = 1.0,
                      steps: int = 50, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Denoise points from level t back to images (docs/method.md §1): uint8 (N, H, W, 3)."""
     from geovid.media.images import from_tensor
@@ -112,8 +115,8 @@ def points_to_images(backbone: Any, points: torch.Tensor, t: int, prompt: str = 
     return from_tensor(backbone.decode(z0).cpu())
 
 
-def make_score(backbone: Any, estimator: str, t: int, prompt: str = "", seed: int = 0,
-               negative_prompt: str | None = None, draws: int = 1, cond: Any = None) -> Any:
+def make_score(backbone: Backbone, estimator: str, t: int, prompt: str = "", seed: int = 0,
+               negative_prompt: str | None = None, draws: int = 1, cond: Condition | None = None) -> ScoreEstimator:
     """The score estimator of docs/method.md §2 for a task (``eps`` or ``contrast`` with ``draws`` per point).
 
     ``cond`` (an embedding, e.g. from prompt-embedding inversion) replaces ``embed_prompt(prompt)``."""
@@ -146,7 +149,7 @@ def denoise_timesteps(t: int, steps: int) -> list[int]:
     return sorted({int(v) for v in np.round(np.linspace(t, 1, min(steps, t)))}, reverse=True)
 
 
-def decode_points(backbone: Any, points: torch.Tensor, t: int, cond: Any, steps: int | None = None,
+def decode_points(backbone: Backbone, points: torch.Tensor, t: int, cond: Condition, steps: int | None = None,
                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Denoise points at level t to images (docs/method.md §1) with DDIM (η = 0) over ``steps`` evenly spaced steps.
 

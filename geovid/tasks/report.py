@@ -8,13 +8,15 @@ model produced. Plots use Matplotlib's object API (no pyplot global state: jobs 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from geovid.runs.files import atomic_output
+from geovid.runs.state import read_tensors, write_tensors
 from geovid.runs.store import Run, to_jsonable
 
 STRIP_SCALE = 2
@@ -54,13 +56,10 @@ def write_sequence_outputs(run: Run, frames: np.ndarray, fps: float = 8.0, strip
     return ["frames/", "strip.png", "anim.gif", "video.mp4"]
 
 
-def _atomic(target: Path, write: Any) -> None:
+def _atomic(target: Path, write: Callable[[Path], object]) -> None:
     """Write through a temporary name, then rename: a reader never sees half a GIF or MP4."""
-    import os
-
-    tmp = target.with_name(f".{target.stem}.tmp{target.suffix}")  # the suffix picks the format
-    write(tmp)
-    os.replace(tmp, target)
+    with atomic_output(target, keep_suffix=True) as tmp:  # the suffix picks the format
+        write(tmp)
 
 
 def write_compare(run: Run, rows: Mapping[str, np.ndarray], relpath: str = "compare.png") -> str:
@@ -105,26 +104,16 @@ def save_path(run: Run, points: torch.Tensor, times: torch.Tensor | np.ndarray, 
               meta: Mapping[str, Any], relpath: str = "path.safetensors") -> str:
     """``path.safetensors``: ``points`` (n, *latent_shape) float64 and ``times`` (n,), plus JSON metadata
     (timestep, noise level, model, prompts, radius) so that ``extrapolate --from-run`` can continue the path."""
-    import os
-
-    from safetensors.torch import save_file
-
-    target = run.path / relpath
-    tmp = target.with_name(target.name + ".tmp")
     tensors = {"points": points.detach().cpu().to(torch.float64).reshape(points.shape[0], *latent_shape)
                .contiguous(),
                "times": torch.as_tensor(np.asarray(times, dtype=np.float64)).contiguous()}
-    save_file(tensors, str(tmp), metadata={"json": json.dumps(to_jsonable(dict(meta)))})
-    os.replace(tmp, target)
+    write_tensors(run.path / relpath, tensors, {"json": json.dumps(to_jsonable(dict(meta)))})
     return relpath
 
 
 def load_path(path: Path) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Read a ``path.safetensors``: flat points (n, D) float64, times (n,), metadata."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        meta = json.loads((fh.metadata() or {}).get("json", "{}"))
-        points = fh.get_tensor("points")
-        times = fh.get_tensor("times")
+    tensors, header = read_tensors(path)
+    meta = json.loads(header.get("json", "{}"))
+    points, times = tensors["points"], tensors["times"]
     return points.reshape(points.shape[0], -1).to(torch.float64), times.to(torch.float64), meta

@@ -39,12 +39,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from geovid.world.scene import PALETTE, parse_caption
-
-_PAL_NAMES = list(PALETTE)
-_PAL_HSV = cv2.cvtColor(np.array([list(PALETTE.values())], np.float32) / 255.0, cv2.COLOR_RGB2HSV)[0]
-_PAL_HUE = _PAL_HSV[:, 0]
-_PAL_SAT = _PAL_HSV[:, 1]
+from geovid.world.palette import PALETTE_NAMES, PALETTE_SAT, as_rgb, hsv_planes, palette_hue_distance
+from geovid.world.scene import parse_caption
 
 
 @dataclass(frozen=True)
@@ -123,11 +119,6 @@ class CheckResult:
         return asdict(self)
 
 
-def _hue_dist(h: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    d = np.abs(h[..., None] - ref) % 360.0
-    return np.minimum(d, 360.0 - d)
-
-
 def _noise_sigma(gray: np.ndarray, mask: np.ndarray) -> float:
     """Noise sigma (gray in 0-255) from the Laplacian-difference kernel of Immerkær (1996).
 
@@ -199,17 +190,6 @@ def _shape_leaf(flat: float, lx: float, ly: float, aspect: float, circ: float, p
     return ("cylinder", 0.92) if lx > 0.03 else ("cylinder", 0.72)  # 1034 / 1127, 103 / 144
 
 
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) float32 RGB in [0, 1] from an RGB(A) image, integer (full range of its dtype) or float."""
-    img = np.asarray(image)
-    if img.ndim != 3 or img.shape[2] < 3:
-        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {img.shape}")
-    img = img[..., :3]
-    if np.issubdtype(img.dtype, np.integer):
-        return img.astype(np.float32) / float(np.iinfo(img.dtype).max)
-    return np.clip(img.astype(np.float32), 0.0, 1.0)
-
-
 @dataclass
 class _Colours:
     """The image's palette view: which pixels are coloured, their nearest palette colour, off-palette ones."""
@@ -223,10 +203,9 @@ class _Colours:
 
 
 def _colours(rgb: np.ndarray, th: Thresholds) -> _Colours:
-    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
-    hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    hue, sat, val = hsv_planes(rgb)
     sat_mask = (sat >= th.sat_min) & (val >= th.val_min)
-    hd = _hue_dist(hue, _PAL_HUE)  # (H, W, 6)
+    hd = palette_hue_distance(hue)  # (H, W, 6)
     off = sat_mask & (hd.min(-1) > th.hue_tol)
     n_sat = int(sat_mask.sum())
     return _Colours(sat=sat, val=val, sat_mask=sat_mask, label=hd.argmin(-1), off=off,
@@ -240,7 +219,7 @@ def _objects(c: _Colours, th: Thresholds, area_scale: float) -> tuple[list[dict[
     speck_area = th.speck_area * area_scale
     objects: list[dict[str, Any]] = []
     specks = 0
-    solid = c.sat >= th.solid_frac * _PAL_SAT[c.label]
+    solid = c.sat >= th.solid_frac * PALETTE_SAT[c.label]
     grad = cv2.magnitude(cv2.Sobel(c.sat, cv2.CV_32F, 1, 0, ksize=3),
                          cv2.Sobel(c.sat, cv2.CV_32F, 0, 1, ksize=3)) / 8.0
     # Shapes are guessed from 64 px up (validated at 64-128); smaller images have too few pixels per object.
@@ -249,7 +228,7 @@ def _objects(c: _Colours, th: Thresholds, area_scale: float) -> tuple[list[dict[
     vgx = cv2.Sobel(c.val, cv2.CV_32F, 1, 0, ksize=3) * (W / 64.0 / 8.0)
     vgy = cv2.Sobel(c.val, cv2.CV_32F, 0, 1, ksize=3) * (W / 64.0 / 8.0)
     kernel = np.ones((3, 3), np.uint8)
-    for k, name in enumerate(_PAL_NAMES):
+    for k, name in enumerate(PALETTE_NAMES):
         m = (c.sat_mask & ~c.off & (c.label == k)).astype(np.uint8)
         if not m.any():
             continue
@@ -265,7 +244,7 @@ def _objects(c: _Colours, th: Thresholds, area_scale: float) -> tuple[list[dict[
             # Boundary band: the component's outer ring, where a sharp edge has its largest saturation step.
             ring = cv2.dilate(comp.astype(np.uint8), kernel).astype(bool) & ~cv2.erode(
                 comp.astype(np.uint8), kernel).astype(bool)
-            sharp = float(np.percentile(grad[ring], 90) / _PAL_SAT[k]) if ring.any() else 0.0
+            sharp = float(np.percentile(grad[ring], 90) / PALETTE_SAT[k]) if ring.any() else 0.0
             shape, conf, feats = _shape_guess(comp, c.val, vgx, vgy, shape_area)
             x, y, w, h = (int(st[i, j]) for j in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH,
                                                   cv2.CC_STAT_HEIGHT))
@@ -345,7 +324,7 @@ def check(image: np.ndarray, caption: str | None = None, thresholds: Thresholds 
         A :class:`CheckResult`.
     """
     th = PRESETS[thresholds] if isinstance(thresholds, str) else (thresholds or DEFAULT)
-    rgb = _as_rgb(image)
+    rgb = as_rgb(image)
     H, W = rgb.shape[:2]
     area_scale = H * W / 4096.0
     colours = _colours(rgb, th)

@@ -31,12 +31,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from geovid.world.scene import PALETTE, Scene
-
-_PAL_NAMES = list(PALETTE)
-_PAL_HSV = cv2.cvtColor(np.array([list(PALETTE.values())], np.float32) / 255.0, cv2.COLOR_RGB2HSV)[0]
-_PAL_HUE = _PAL_HSV[:, 0]
-_PAL_SAT = _PAL_HSV[:, 1]
+from geovid.world.palette import PALETTE_NAMES, PALETTE_SAT, as_rgb, hsv_planes, palette_hue_distance
+from geovid.world.scene import Scene
 
 
 @dataclass(frozen=True)
@@ -102,27 +98,18 @@ def count_objects(image: np.ndarray, thresholds: CountThresholds | None = None) 
         thresholds: :class:`CountThresholds` (default :data:`DEFAULT_COUNT`).
     """
     th = thresholds or DEFAULT_COUNT
-    img = np.asarray(image)
-    if img.ndim != 3 or img.shape[2] < 3:
-        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {img.shape}")
-    img = img[..., :3]
-    if np.issubdtype(img.dtype, np.integer):
-        rgb = img.astype(np.float32) / float(np.iinfo(img.dtype).max)
-    else:
-        rgb = np.clip(img.astype(np.float32), 0.0, 1.0)
+    rgb = as_rgb(image)
     area_scale = rgb.shape[0] * rgb.shape[1] / 4096.0
-    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
-    hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    d = np.abs(hue[..., None] - _PAL_HUE) % 360.0
-    d = np.minimum(d, 360.0 - d)
+    hue, sat, val = hsv_planes(rgb)
+    d = palette_hue_distance(hue)
     label = d.argmin(-1)
     coloured = (sat >= th.faint_sat) & (val >= th.val_min) & (d.min(-1) <= th.hue_tol)
-    core = sat >= th.core_frac * _PAL_SAT[label]
+    core = sat >= th.core_frac * PALETTE_SAT[label]
     out = ObjectCount()
     core_all = (core & coloured).astype(np.uint8)
     r = max(1, round(th.rim * area_scale**0.5))
     near_core = cv2.dilate(core_all, np.ones((2 * r + 1, 2 * r + 1), np.uint8)).astype(bool)
-    for k, name in enumerate(_PAL_NAMES):
+    for k, name in enumerate(PALETTE_NAMES):
         mine = coloured & (label == k)
         if not mine.any():
             continue
