@@ -211,14 +211,15 @@ class ExtrapolationJob:
         self.shot_info = {"reference_distance": d, "network_calls": res.network_calls,
                           "seconds": round(res.seconds, 3), "alpha": self.alpha, "alpha_rule": self.alpha_rule,
                           **info}
-        # The state keeps every sub-step (and on resume the shot is restored with them).
+        # The state keeps every sub-step; a resumed run takes the whole steps from it (_restore_shoot).
         return ({"path": res.path, "velocities": res.velocities, "times": res.times, "scores": res.scores},
                 self.shot_info)
 
     def _restore_shoot(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         self.shot_info = meta
-        self.path, self.velocities, self.times, self.scores = (tensors["path"], tensors["velocities"],
-                                                                tensors["times"], tensors["scores"])
+        k = self.cfg.substeps  # the state has every sub-step; the shot is its points at whole steps, as in shoot()
+        self.path, self.velocities, self.times, self.scores = (tensors["path"][::k], tensors["velocities"][::k],
+                                                                tensors["times"][::k], tensors["scores"][::k])
         self._set_alpha(meta.get("alpha"), meta.get("alpha_rule"))
 
     def _plan_decode(self) -> None:

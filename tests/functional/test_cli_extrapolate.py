@@ -176,3 +176,26 @@ def test_extrapolate_resume_after_ctrl_c(pair: tuple[Path, Path], analysis_model
     assert res.stdout.strip().splitlines()[-1] == str(tmp_path / "x")
     assert manifest(tmp_path / "x")["status"] == "complete"
     assert shot_state.stat().st_mtime_ns == stamp
+
+
+def test_a_resumed_shot_is_the_shot_an_uninterrupted_run_makes(pair: tuple[Path, Path], analysis_model: str | None,
+                                                              tmp_path: Path) -> None:
+    """Resuming after the shoot phase restores the shot at whole steps (its state also keeps the RK4 sub-steps)."""
+    from geovid.runs.store import read_frames
+    from geovid.tasks.extrapolate import ExtrapolationConfig, run_extrapolation
+
+    cfg = ExtrapolationConfig(inputs=[pair[0], pair[1]], steps=3, substeps=2, decode_steps=2, invert_steps=4,
+                              model=analysis_model, device="cpu", out=tmp_path, name="whole")
+    whole = run_extrapolation(cfg)
+
+    def ctrl_c(phase: str, done: int, total: int | None, info: dict) -> None:
+        if phase == "decode":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_extrapolation(cfg.replace(name="cut"), progress=ctrl_c)
+    resumed = run_extrapolation(cfg.replace(name="cut", resume=True))
+    a, b = (json.loads((r / "summary.json").read_text()) for r in (whole, resumed))
+    assert b["decoded_steps"] == a["decoded_steps"] == [0, 1, 2, 3]
+    assert b["log_density"] == a["log_density"] and b["distance_travelled"] == a["distance_travelled"]
+    assert (read_frames(resumed / "frames") == read_frames(whole / "frames")).all()
