@@ -113,8 +113,7 @@ def set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
-def run_job(job: Any, config: Any, threads: int | None, quiet: bool, as_json: bool,
-            show: Any) -> None:
+def run_and_show(job: Any, config: Any, args: RunArgs, show: Any) -> None:
     """Run one job (``job(config, progress=...)`` returns its run folder) with a progress display, then print its
     summary.json (``--json``) or ``show(run, summary)``, and last the run folder.
 
@@ -126,13 +125,13 @@ def run_job(job: Any, config: Any, threads: int | None, quiet: bool, as_json: bo
     from geovid.runs.catalog import read_summary
 
     config = config.resolve()
-    set_threads(threads)
-    with RichProgress(quiet) as prog:
+    set_threads(args.threads)
+    with RichProgress(args.quiet) as prog:
         run = job(config, progress=prog)
     summary = read_summary(run) or {}
-    if as_json:
+    if args.as_json:
         typer.echo(json.dumps(summary, indent=2))
-    elif not quiet and summary:
+    elif not args.quiet and summary:
         show(run, summary)
     typer.echo(str(run))
 

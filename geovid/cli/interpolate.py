@@ -16,26 +16,14 @@ from geovid.cli.batch import check_engine_options, config_options, run_cli_batch
 from geovid.cli.common import (
     AlphaOpt,
     DecodeStepsOpt,
-    DtypeOpt,
-    EngineOpt,
     FpsOpt,
-    GpusOpt,
-    JsonOpt,
     LambdaOpt,
     MetricOpt,
-    ModelOpt,
-    NameOpt,
-    OptionalDeviceOpt,
-    OutOpt,
     PairsOpt,
-    QuietOpt,
-    RayAddressOpt,
     ResizeOpt,
-    ResumeOpt,
-    SeedOpt,
-    ThreadsOpt,
-    WorkersOpt,
-    run_job,
+    RunArgs,
+    run_and_show,
+    run_options,
     set_threads,
     user_errors,
 )
@@ -43,8 +31,6 @@ from geovid.cli.common import (
 
 def _num(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, int | float) and not isinstance(v, bool) else "n/a"
-
-
 
 
 InterpolatePromptBOpt = Annotated[str | None, typer.Option("--prompt-b", help="Condition of B's inversion; frames then "
@@ -80,6 +66,7 @@ ExtrapolateConditioningOpt = Annotated[str | None, typer.Option("--conditioning"
     "--prompt; a run's inverted conditions are reused) or prompt.", show_default=False)]
 
 
+@run_options(engine=True)
 def interpolate(
     image_a: Annotated[Path | None, typer.Argument(help="First image (PNG, JPEG, WebP, ...).",
                                                    show_default=False)] = None,
@@ -106,21 +93,8 @@ def interpolate(
     decode_steps: DecodeStepsOpt = None,
     resize: ResizeOpt = "center-crop",
     fps: FpsOpt = 8.0,
-    model: ModelOpt = None,
-    device: OptionalDeviceOpt = None,
-    dtype: DtypeOpt = "fp32",
-    seed: SeedOpt = 0,
-    out: OutOpt = Path("runs"),
-    name: NameOpt = None,
-    resume: ResumeOpt = False,
-    threads: ThreadsOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
     pairs: PairsOpt = None,
-    engine: EngineOpt = "local",
-    workers: WorkersOpt = None,
-    ray_address: RayAddressOpt = None,
-    gpus_per_worker: GpusOpt = 0.0,
+    run: RunArgs = RunArgs(),
 ) -> None:
     """Interpolate between two images along a geodesic of the model's density (docs/method.md §5, §8).
 
@@ -137,28 +111,27 @@ def interpolate(
     with user_errors():
         from geovid.tasks.interpolate import InterpolationConfig, parse_baselines, run_interpolation
 
-        check_engine_options(engine, workers, ray_address, gpus_per_worker)
-        _check_inputs(image_a, image_b, pairs, engine)
+        check_engine_options(run.engine, run.workers, run.ray_address, run.gpus_per_worker)
+        _check_inputs(image_a, image_b, pairs, run.engine)
         cfg = InterpolationConfig(
             image_a=image_a or Path(), image_b=image_b or Path(), frames=frames, prompt=prompt, prompt_b=prompt_b,
             noise_level=noise_level, alpha=alpha, metric=metric, lam=lam, solver=solver, estimator=estimator,
             draws=draws, conditioning=conditioning, invert_steps=invert_steps,
             uniform=uniform, baselines=parse_baselines(baselines), perceptual=perceptual, max_calls=max_calls,
-            starts=starts, decode_steps=decode_steps, resize=resize, fps=fps, model=model, device=device, dtype=dtype, seed=seed,
-            out=out, name=name, resume=resume)
+            starts=starts, decode_steps=decode_steps, resize=resize, fps=fps, **run.job_options())
         if pairs is None:
             cfg = cfg.resolve()
             cfg.check_inputs()  # missing images, before the progress display starts
-            run_job(run_interpolation, cfg, threads, quiet, as_json, _print_interpolation)
+            run_and_show(run_interpolation, cfg, run, _print_interpolation)
             return
         from geovid.batch import read_pairs
 
         cfg.resolve()  # option errors before anything starts
-        if engine == "local":
-            set_threads(threads)
-        items = [{**p, "name": f"{name}-{k + 1}" if name else None} for k, p in enumerate(read_pairs(pairs))]
-        run_cli_batch("interpolation", items, config_options(cfg, "image_a", "image_b", "name"), engine, workers,
-                      ray_address, gpus_per_worker, threads, quiet, as_json)
+        if run.engine == "local":
+            set_threads(run.threads)
+        items = [{**p, "name": f"{run.name}-{k + 1}" if run.name else None} for k, p in enumerate(read_pairs(pairs))]
+        run_cli_batch("interpolation", items, config_options(cfg, "image_a", "image_b", "name"), run.engine,
+                      run.workers, run.ray_address, run.gpus_per_worker, run.threads, run.quiet, run.as_json)
 
 
 def _check_inputs(image_a: Path | None, image_b: Path | None, pairs: Path | None, engine: str) -> None:
@@ -194,6 +167,7 @@ def _print_interpolation(run: Path, s: dict[str, Any]) -> None:
                   "network calls")
 
 
+@run_options()
 def extrapolate(
     inputs: Annotated[list[Path] | None, typer.Argument(help="Two images A B (continue A→B beyond B) or one clip "
                                                         "(continue from its last frames).",
@@ -225,16 +199,7 @@ def extrapolate(
     decode_steps: DecodeStepsOpt = None,
     resize: ResizeOpt = "center-crop",
     fps: FpsOpt = 8.0,
-    model: ModelOpt = None,
-    device: OptionalDeviceOpt = None,
-    dtype: DtypeOpt = "fp32",
-    seed: SeedOpt = 0,
-    out: OutOpt = Path("runs"),
-    name: NameOpt = None,
-    resume: ResumeOpt = False,
-    threads: ThreadsOpt = None,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    run: RunArgs = RunArgs(),
 ) -> None:
     """Continue a motion beyond its end along a geodesic (docs/method.md §6).
 
@@ -251,9 +216,8 @@ def extrapolate(
             inputs=list(inputs or []), from_run=from_run, steps=steps, step_size=step_size,
             decode_every=decode_every, substeps=substeps, context=context, tangent=tangent, prompt=prompt, noise_level=noise_level,
             alpha=alpha, metric=metric, lam=lam, estimator=estimator, draws=draws, conditioning=conditioning,
-            invert_steps=invert_steps, decode_steps=decode_steps, resize=resize,
-            fps=fps, model=model, device=device, dtype=dtype, seed=seed, out=out, name=name, resume=resume)
-        run_job(run_extrapolation, cfg, threads, quiet, as_json, _print_extrapolation)
+            invert_steps=invert_steps, decode_steps=decode_steps, resize=resize, fps=fps, **run.job_options())
+        run_and_show(run_extrapolation, cfg, run, _print_extrapolation)
 
 
 def _print_extrapolation(run: Path, s: dict[str, Any]) -> None:

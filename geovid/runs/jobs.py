@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from geovid.errors import InputError
 from geovid.progress import Cancelled, ProgressFn, null_progress
@@ -31,6 +31,10 @@ from geovid.runs.contract import MANIFEST
 from geovid.runs.files import read_json_object, to_jsonable
 from geovid.runs.state import State, load_state, save_state
 from geovid.runs.store import Run
+
+if TYPE_CHECKING:
+    from geovid.backbones.base import Backbone
+    from geovid.runs.options import RunOptions
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class PhasedJob(Protocol):
     outputs :meth:`Run.complete` checks, and the backbone once it is loaded; the runner then sets ``calls``, the
     run's call counter (phases may bring it up to date during long work with ``calls.counted``)."""
 
-    backbone: Any
+    backbone: Backbone | None
     calls: CallCounter | None
 
     def phases(self) -> Iterable[Phase]: ...
@@ -85,15 +89,15 @@ class CallCounter:
     """Keeps the run's ``network_calls`` equal to the calls made before a resume plus the backbone's calls since
     the counter was made."""
 
-    def __init__(self, run: Run, backbone: Any) -> None:
+    def __init__(self, run: Run, backbone: Backbone) -> None:
         self.run = run
         self.backbone = backbone
         self.base = int(run.manifest.get("network_calls", 0))
-        self.start = int(getattr(backbone, "network_calls", 0))
+        self.start = int(backbone.network_calls)
 
     @property
     def total(self) -> int:
-        return self.base + int(getattr(self.backbone, "network_calls", 0)) - self.start
+        return self.base + int(self.backbone.network_calls) - self.start
 
     def update(self) -> None:
         self.run.set_network_calls(self.total)
@@ -204,7 +208,7 @@ def execute(run: Run, job: PhasedJob) -> None:
     run.complete(required=job.outputs())
 
 
-def run_job(kind: str, config: Mapping[str, Any], options: Any, inputs: list[Any], model_id: str,
+def run_job(kind: str, config: Mapping[str, Any], options: RunOptions, inputs: list[Any], model_id: str,
             make_job: Callable[[Run, ProgressFn], PhasedJob], progress: ProgressFn | None = None,
             cancel: threading.Event | None = None, created: list[Path] | None = None,
             command: list[str] | None = None, on_complete: Callable[[Run, ProgressFn], None] | None = None) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +18,6 @@ import torch
 
 from geovid.errors import InputError
 from geovid.progress import ProgressFn
-from geovid.runs.jobs import CallCounter, open_run, with_cancel  # noqa: F401 - re-exported for the jobs
-from geovid.runs.state import load_state, save_state  # noqa: F401 - re-exported for the jobs
-from geovid.runs.store import Run
 
 if TYPE_CHECKING:
     from geovid.backbones.base import Backbone
@@ -36,11 +34,6 @@ def check_input_file(path: str | os.PathLike[str], what: str) -> Path:
     if not p.exists():
         raise InputError(f"{what} {p}: no such file")
     return p
-
-
-def phase_done(run: Run, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-    """The saved state of ``name`` if the phase finished before (resume), else ``None``."""
-    return load_state(run, name) if run.is_done(name) else None
 
 
 def load_model(model: str | None, device: str | None, dtype: str) -> Backbone:
@@ -84,7 +77,7 @@ DEFAULT_INVERT_BATCH = 2
 
 def invert_endpoint_embeddings(backbone: Backbone, z0: torch.Tensor, prompt: str = "", steps: int = DEFAULT_INVERT_STEPS,
                                lr: float = DEFAULT_INVERT_LR, batch: int = DEFAULT_INVERT_BATCH, seed: int = 0,
-                               use_cache: bool = True, progress: Any = None) -> torch.Tensor:
+                               use_cache: bool = True, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """One prompt embedding per clean latent, optimised jointly (text inversion as the reference does it for its
     endpoint images, docs/method.md §1.4, §2.2; :meth:`DiffusersBackbone.invert_prompt_embedding` for one embedding).
 
@@ -155,7 +148,7 @@ def invert_endpoint_embeddings(backbone: Backbone, z0: torch.Tensor, prompt: str
 
 
 def invert_with_conditions(backbone: Backbone, z0: torch.Tensor, conds: torch.Tensor, nu: float, steps: int = 50,
-                           progress: Any = None) -> torch.Tensor:
+                           progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """DDIM inversion of clean latents z₀ (N, C, h, w) to level ν (docs/method.md §1), each with its own prompt
     embedding (``conds`` (N, L, H)). Returns flat float64 points (N, D). Not cached (the embeddings are)."""
     t = backbone.noise_level_to_timestep(nu, steps)
