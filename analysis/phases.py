@@ -33,13 +33,12 @@ import torch
 from analysis import compare, controls, paths
 from geovid.geometry.paths import Sphere
 from geovid.progress import ProgressFn
-from geovid.runs.jobs import CallCounter, Phase
+from geovid.runs.jobs import Job, Phase
 from geovid.runs.state import read_tensors, write_tensors
 from geovid.runs.store import Run, read_frames
 
 if TYPE_CHECKING:
     from analysis.config import AnalysisConfig
-    from geovid.backbones.base import Backbone
     from geovid.geometry.metrics import Metric
 
 #: Learning rate of the analysis's prompt-embedding inversion (100 steps; the reference uses 5·10⁻³ for 500).
@@ -48,19 +47,18 @@ INVERSION_LR = 1e-2
 PLOTS = ("plots/residual.png", "plots/log_density.png", "plots/projection.png")
 
 
-class AnalysisJob:
+class AnalysisJob(Job):
     """The phases of docs/method.md §7 on one clip; the runner drives them (see the module docstring)."""
 
     def __init__(self, run: Run, config: AnalysisConfig, clip: Path, prog: ProgressFn) -> None:
-        self.run, self.cfg, self.clip, self.prog = run, config, clip, prog
-        self.backbone: Backbone | None = None
-        self.calls: CallCounter | None = None
+        super().__init__(run, prog)
+        self.cfg, self.clip = config, clip
 
     # ------------------------------------------------------------------ the job
 
     def phases(self) -> Iterator[Phase]:
         cfg = self.cfg
-        self.prog("setup", 1, 1, {"run": self.run.name})
+        self.progress("setup", 1, 1, {"run": self.run.name})
         yield Phase("decode", self._decode, self._restore_decode, files=("clip.json", "frames"))
         yield Phase("load_model", self._load_model, record=False)
         yield Phase("encode", self._encode, self._restore_encode, files=("points.safetensors",))
@@ -89,15 +87,6 @@ class AnalysisJob:
             required += ["optimised/", "strip.png"]
         return required
 
-    @property
-    def bb(self) -> Backbone:
-        assert self.backbone is not None, "the model is loaded in the load_model phase"
-        return self.backbone
-
-    def _counted(self, fn: Any) -> Any:
-        assert self.calls is not None, "the runner counts calls from the load_model phase on"
-        return self.calls.counted(fn)
-
     def _save(self, relpath: str, tensors: dict[str, torch.Tensor], meta: dict[str, str] | None = None) -> None:
         write_tensors(self.run.path / relpath, tensors, meta)
 
@@ -120,7 +109,7 @@ class AnalysisJob:
         info = probe(self.clip)
         indices = select_frames(info, frames=cfg.frames, stride=cfg.stride, start=cfg.start, end=cfg.end,
                                 min_frames=3)
-        raw, times = read_clip(info, indices, progress=self.prog)
+        raw, times = read_clip(info, indices, progress=self.progress)
         res = int(model_info(cfg.model)["resolution"])  # configs only: no weights loaded yet
         self.frames = fit_to_resolution(raw, res, policy=cfg.resize)  # type: ignore[arg-type]
         self.run.write_frames("frames", self.frames)
@@ -142,10 +131,10 @@ class AnalysisJob:
         from geovid.backbones.loader import load_backbone, model_name
 
         t0 = time.perf_counter()
-        self.prog("model", 0, 1, {"model": model_name(self.cfg.model)})
+        self.progress("model", 0, 1, {"model": model_name(self.cfg.model)})
         self.backbone = load_backbone(self.cfg.model, device=self.cfg.device, dtype=self.cfg.dtype)
         self.run.manifest["timings"]["load_model"] = round(time.perf_counter() - t0, 4)
-        self.prog("model", 1, 1, {"model": self.bb.name})
+        self.progress("model", 1, 1, {"model": self.bb.name})
 
     # ------------------------------------------------------------------ encode
 
@@ -161,15 +150,15 @@ class AnalysisJob:
         if cfg.conditioning == "invert" and hasattr(bb, "invert_prompt_embedding"):
             steps = int(cfg.invert_steps)
             cached = os.environ.get("GEOVID_NO_CACHE") != "1"  # the same switch as the inversion cache
-            cond = self._counted(lambda: bb.invert_prompt_embedding(
+            cond = self.counted(lambda: bb.invert_prompt_embedding(
                 z0, cfg.prompt, steps=steps, lr=INVERSION_LR, seed=cfg.seed, use_cache=cached,
-                progress=lambda i, k: self.prog("condition", i, k, {"frames": n})))
+                progress=lambda i, k: self.progress("condition", i, k, {"frames": n})))
             info.update(conditioning="invert", invert_steps=steps, invert_lr=INVERSION_LR)
         else:
             cond = bb.embed_prompt(cfg.prompt)
         t = int(bb.noise_level_to_timestep(cfg.noise_level, cfg.steps))
-        xt = self._counted(lambda: bb.invert(z0, t, cond, guidance=cfg.guidance, num_inference_steps=cfg.steps,
-                                             progress=lambda i, k: self.prog("encode", i, k, {"frames": n})))
+        xt = self.counted(lambda: bb.invert(z0, t, cond, guidance=cfg.guidance, num_inference_steps=cfg.steps,
+                                             progress=lambda i, k: self.progress("encode", i, k, {"frames": n})))
         self.points = xt.reshape(n, -1).to(torch.float64).cpu()
         self._save("points.safetensors", {"points": self.points, "z0": z0, "cond": cond.float()},
                    {"t": str(t), "info": json.dumps(info)})
@@ -192,7 +181,7 @@ class AnalysisJob:
         self._save("paths.safetensors", {"video": self.x, **comp, "time_s": self.times},
                    {"radius": repr(self.sphere.radius) if self.sphere.on else "none",
                     "median_step": repr(paths.median_step(self.x)), "control_orders": json.dumps(orders)})
-        self.prog("paths", 1, 1, {"radius": self.sphere.radius or 0.0})
+        self.progress("paths", 1, 1, {"radius": self.sphere.radius or 0.0})
         self._set_paths(self._load("paths.safetensors")[0])
 
     def _restore_paths(self) -> None:
@@ -225,12 +214,12 @@ class AnalysisJob:
 
         line = self.comp["line"]
         with torch.no_grad():
-            s_line = self._counted(lambda: self.score(line))
+            s_line = self.counted(lambda: self.score(line))
         cal = calibrate_alpha(self.score, line[0], line[-1], self.sphere, line=line, s_interior=s_line[1:-1])
         info = {**cal.to_dict(), "network_calls": int(line.shape[0]) * int(getattr(self.score, "calls_per_point", 1))}
         self._save("line_scores.safetensors", {"scores": s_line})
         self.run.write_json("alpha.json", info)
-        self.prog("alpha", 1, 1, {"alpha": cal.alpha})
+        self.progress("alpha", 1, 1, {"alpha": cal.alpha})
         self.alpha, self.alpha_info, self.s_line = cal.alpha, info, s_line
 
     def _restore_alpha(self) -> None:
@@ -262,9 +251,9 @@ class AnalysisJob:
         total = budget * count
 
         def solve_prog(phase: str, done: int, tot: int | None, info: dict[str, Any]) -> None:
-            self.prog("solve", min(k * budget + int(info.get("calls", done)), total), total, {**info, "path": name})
+            self.progress("solve", min(k * budget + int(info.get("calls", done)), total), total, {**info, "path": name})
 
-        res = self._counted(lambda: paths.optimised_path(
+        res = self.counted(lambda: paths.optimised_path(
             x, self.step_score, self.metric, self.sphere, max_calls=budget, max_iters=self.cfg.max_iters,
             seed=self.cfg.seed, trust=radius, progress=solve_prog))
         moved = (res.path - x).norm(dim=-1)
@@ -291,15 +280,15 @@ class AnalysisJob:
         call of the same length, so frame position i sees the same draws on every path)."""
         all_paths = self.all_paths
         known = None if self.s_line is None else {"line": self.s_line}
-        measures = self._counted(lambda: compare.measure_paths(
+        measures = self.counted(lambda: compare.measure_paths(
             {k: all_paths[k] for k in paths.PATH_NAMES}, self.score, self.metric, self.sphere, self.times,
-            progress=self.prog, known=known))
+            progress=self.progress, known=known))
         self.stats = compare.path_statistics(measures)
         self.ctrl_stats: dict[str, Any] = {}
         rows = dict(measures)
         for name, cp in self._control_path_sets().items():
-            m = self._counted(lambda cp=cp: compare.measure_paths(cp, self.score, self.metric, self.sphere,
-                                                                  self.times, progress=self.prog))
+            m = self.counted(lambda cp=cp: compare.measure_paths(cp, self.score, self.metric, self.sphere,
+                                                                  self.times, progress=self.progress))
             self.ctrl_stats[name] = {**compare.path_statistics(m), "line": self.stats["line"]}
             rows[name] = m["video"]
         self.table = compare.per_frame_table(rows, self.times)
@@ -335,15 +324,15 @@ class AnalysisJob:
         cfg, bb, n, xo = self.cfg, self.bb, self.n, self.optimised["video"]
 
         def dec_prog(i: int, k: int) -> None:
-            self.prog("decode_optimised", i, k, {"frames": n})
+            self.progress("decode_optimised", i, k, {"frames": n})
 
         c = self.cond.to(bb.dtype) if hasattr(bb, "dtype") else self.cond
         if cfg.decode_steps is None:
             lat = xo.reshape(n, *bb.latent_shape).to(torch.float32)
-            imgs = self._counted(lambda: from_tensor(bb.decode(bb.denoise(
+            imgs = self.counted(lambda: from_tensor(bb.decode(bb.denoise(
                 lat, self.t, c, guidance=cfg.guidance, num_inference_steps=cfg.steps, progress=dec_prog)).cpu()))
         else:
-            imgs = self._counted(lambda: decode_points(bb, xo, self.t, c, steps=cfg.decode_steps, progress=dec_prog))
+            imgs = self.counted(lambda: decode_points(bb, xo, self.t, c, steps=cfg.decode_steps, progress=dec_prog))
         self.run.write_frames("optimised", imgs)
         scale = max(1, 128 // int(self.frames.shape[1]))
         self.run.write_image("strip.png", make_grid([list(self.frames), list(imgs)],

@@ -68,7 +68,7 @@ def write_report(job: AnalysisJob) -> None:
         "method": method_reference("§7"),
     }
     job.run.write_json("summary.json", summary)
-    job.prog("report", 1, 1, {"excess": summary["geodesic_excess"] or math.nan})
+    job.progress("report", 1, 1, {"excess": summary["geodesic_excess"] or math.nan})
 
 
 __all__ = ["write_report"]

@@ -15,8 +15,14 @@ import typer
 from geovid.cli.batch import check_engine_options, config_options, run_cli_batch
 from geovid.cli.common import (
     AlphaOpt,
+    ConditioningOpt,
+    DecodeStepsOpt,
+    DrawsOpt,
+    EstimatorOpt,
+    InvertStepsOpt,
     LambdaOpt,
     ListOpt,
+    MaxCallsOpt,
     MetricOpt,
     ResizeOpt,
     RichProgress,
@@ -32,20 +38,10 @@ AnalyzeFramesOpt = Annotated[int | None, typer.Option("--frames", "-n", help="Fr
 AnalyzeDecodeOptimisedOpt = Annotated[bool, typer.Option("--decode-optimised/--no-decode-optimised",
     help="Decode the optimised path to images (optimised/, "
     "strip.png).")]
-AnalyzeMaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", help="Network-call budget of each solve "
-    "(default 100 × frames).", show_default=False)]
-AnalyzeDrawsOpt = Annotated[int, typer.Option("--draws", help="contrast: score draws averaged per point in the "
-    "measures.")]
-AnalyzeConditioningOpt = Annotated[str, typer.Option("--conditioning", help="invert: one prompt embedding shared by "
-    "all frames, optimised from --prompt (docs/method.md §1.4); prompt: the prompt's embedding as given.")]
-AnalyzeInvertStepsOpt = Annotated[int, typer.Option("--invert-steps", help="Steps of the prompt-embedding inversion.")]
 AnalyzeTrustOpt = Annotated[float, typer.Option("--trust", help="Trust region of the optimised path: no point moves "
     "more than this many median steps of its path (0: unbounded).")]
 AnalyzeControlsOpt = Annotated[bool, typer.Option("--controls/--no-controls", help="Also analyse the clip with its "
     "interior frames shuffled and reversed (docs/method.md §7.7).")]
-AnalyzeDecodeStepsOpt = Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps when decoding the "
-    "optimised path (default: the inversion's).",
-    show_default=False)]
 
 
 @run_options(engine=True)
@@ -61,24 +57,22 @@ def analyze(
     alpha: AlphaOpt = None,
     metric: MetricOpt = "density",
     lam: LambdaOpt = 1000.0,
-    estimator: Annotated[str, typer.Option("--estimator", help="Score estimator: contrast (the model's negative "
-                                           "prompt against the clip's condition) or eps (docs/method.md §2).")]
-    = "contrast",
-    draws: AnalyzeDrawsOpt = 4,
+    estimator: EstimatorOpt = None,
+    draws: DrawsOpt = None,
     prompt: Annotated[str, typer.Option("--prompt", help="Text condition (default: unconditional); with prompt "
                                         "inversion, its starting point.")] = "",
-    conditioning: AnalyzeConditioningOpt = "invert",
-    invert_steps: AnalyzeInvertStepsOpt = 100,
+    conditioning: ConditioningOpt = None,
+    invert_steps: InvertStepsOpt = None,
     trust: AnalyzeTrustOpt = 0.25,
     controls: AnalyzeControlsOpt = True,
     decode_optimised: AnalyzeDecodeOptimisedOpt = True,
-    max_calls: AnalyzeMaxCallsOpt = None,
+    max_calls: MaxCallsOpt = None,
     delta: Annotated[float, typer.Option("--delta", help="Perturbation size δ as a fraction of the median "
                                          "step.")] = 0.5,
     smooth_sigma: Annotated[float, typer.Option("--smooth-sigma", help="Smoothing width σ in frames.")] = 1.0,
     steps: Annotated[int, typer.Option("--steps", help="DDIM steps of the inversion schedule (t_ν lies on its "
                                        "grid).")] = 50,
-    decode_steps: AnalyzeDecodeStepsOpt = None,
+    decode_steps: DecodeStepsOpt = None,
     resize: ResizeOpt = "center-crop",
     list_file: ListOpt = None,
     run: RunArgs = RunArgs(),
@@ -118,13 +112,17 @@ def analyze(
 
 
 def _config(options: dict[str, Any], clips: list[Path]) -> Any:
-    """The AnalysisConfig of the command's options (same names; 16 frames unless a stride is given; trust 0 = off)."""
+    """The AnalysisConfig of the command's options (same names; 16 frames unless a stride is given; trust 0 = off;
+    unset score options take the analysis's defaults)."""
     import dataclasses
 
     from analysis.run import AnalysisConfig
 
     names = {f.name for f in dataclasses.fields(AnalysisConfig)}
     kw = {k: v for k, v in options.items() if k in names and k not in ("clips", "command")}
+    for unset in ("estimator", "draws", "conditioning", "invert_steps"):  # None: the analysis's own default
+        if kw.get(unset) is None:
+            kw.pop(unset, None)
     if kw.get("frames") is None and options.get("stride") is None:
         kw["frames"] = 16
     kw["trust"] = kw.get("trust") or None

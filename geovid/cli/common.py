@@ -39,9 +39,29 @@ AlphaOpt = Annotated[float | None, typer.Option("--alpha", help="α of the densi
                                                 "path), per run).", show_default=False)]
 MetricOpt = Annotated[str, typer.Option("--metric", help="density (p^-α, docs/method.md §3) or score (I + λssᵀ, §4).")]
 LambdaOpt = Annotated[float, typer.Option("--lambda", help="λ of the score metric.")]
-DecodeStepsOpt = Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps per decoded frame (default "
-                                                    "10; 30 = the full 50-step grid below t at ν = 0.6).",
+DecodeStepsOpt = Annotated[int | None, typer.Option("--decode-steps", help="DDIM steps per decoded frame (default: "
+                                                    "interpolate and extrapolate 10 (30 = the full 50-step grid "
+                                                    "below t at ν = 0.6); analyze the inversion's own grid).",
                                                     show_default=False)]
+MaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", help="Network-call budget of each solve (default: "
+                                                 "analyze 100 × frames; interpolate 150 for the geovid solver, the "
+                                                 "full schedule for reference).", show_default=False)]
+# The score options of analyze, interpolate and extrapolate: one flag and one help per concept; unset (None) means
+# the command's default (said in the help), or for extrapolate --from-run the run's.
+EstimatorOpt = Annotated[str | None, typer.Option("--estimator", help="Score estimator (docs/method.md §2): contrast "
+                                                  "(default; against the model's negative prompt) or eps (the "
+                                                  "model's own score, deterministic).", show_default=False)]
+DrawsOpt = Annotated[int | None, typer.Option("--draws", help="contrast: (τ, ε₀) draws averaged per scored point "
+                                              "(docs/method.md §2.2; default: analyze 4 in the measures, 1 "
+                                              "elsewhere).", show_default=False)]
+ConditioningOpt = Annotated[str | None, typer.Option("--conditioning", help="invert: prompt embeddings inverted from "
+                                                     "the input frames (docs/method.md §1.4); prompt: the text "
+                                                     "prompt as given. Default invert (interpolate and extrapolate: "
+                                                     "prompt when --prompt is given; --from-run: the run's).",
+                                                     show_default=False)]
+InvertStepsOpt = Annotated[int | None, typer.Option("--invert-steps", help="Steps of the prompt-embedding "
+                                                    "inversion (default: analyze 100, interpolate and extrapolate "
+                                                    "20).", show_default=False)]
 ResizeOpt = Annotated[str, typer.Option("--resize", help="Inputs of another size: center-crop, pad or stretch.")]
 FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of anim.gif and video.mp4.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print summary.json instead of the table.")]
@@ -233,26 +253,57 @@ _ENGINE_PARAMS: tuple[tuple[str, Any], ...] = (
     ("engine", EngineOpt), ("workers", WorkersOpt), ("ray_address", RayAddressOpt), ("gpus_per_worker", GpusOpt))
 
 
-def run_options(engine: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: append the shared run options (``--model`` … ``--quiet``; with ``engine`` also ``--engine``,
-    ``--workers``, ``--ray-address``, ``--gpus-per-worker``) to a command's options; the command receives them as
-    one :class:`RunArgs` argument ``run``. Typer reads the command's ``__signature__``."""
-    defaults = RunArgs()
-    added = [*_RUN_PARAMS, *(_ENGINE_PARAMS if engine else ())]
+def _option_group(cls: type, argname: str, added: list[tuple[str, Any]]
+                  ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: append the options ``added`` ((name, Annotated alias) pairs, defaults from ``cls()``) to a
+    command's options; the command receives them as one ``cls`` argument named ``argname``. Typer reads the
+    command's ``__signature__``."""
+    defaults = cls()
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(fn, eval_str=True)
-        own = [p for p in sig.parameters.values() if p.name != "run"]
+        own = [p for p in sig.parameters.values() if p.name != argname]
         extra = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation,
                                    default=getattr(defaults, name)) for name, annotation in added]
 
         @functools.wraps(fn)
         def command(**kw: Any) -> Any:
-            run = RunArgs(**{name: kw.pop(name) for name, _ in added if name in kw})
-            return fn(run=run, **kw)
+            group = cls(**{name: kw.pop(name) for name, _ in added if name in kw})
+            return fn(**{argname: group}, **kw)
 
         command.__signature__ = sig.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in (*own, *extra)}
         return command
 
     return decorate
+
+
+def run_options(engine: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: append the shared run options (``--model`` … ``--quiet``; with ``engine`` also ``--engine``,
+    ``--workers``, ``--ray-address``, ``--gpus-per-worker``) to a command's options; the command receives them as
+    one :class:`RunArgs` argument ``run``."""
+    return _option_group(RunArgs, "run", [*_RUN_PARAMS, *(_ENGINE_PARAMS if engine else ())])
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    """The options of the commands that load the model and draw from it (``sample``, ``model evaluate``)."""
+
+    seed: int = 0
+    model: str | None = None
+    device: str = "auto"
+    dtype: str = "fp32"
+    quiet: bool = False
+
+    def load(self) -> Any:
+        """The backbone these options name (``auto``: cuda if present)."""
+        from geovid.backbones.loader import load_backbone
+
+        return load_backbone(self.model, device=None if self.device == "auto" else self.device, dtype=self.dtype)
+
+
+def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: append ``--seed``, ``--model``, ``--device``, ``--dtype``, ``--quiet`` to a command; it receives them
+    as one :class:`ModelArgs` argument ``opts``."""
+    return _option_group(ModelArgs, "opts", [("seed", SeedOpt), ("model", ModelOpt), ("device", DeviceOpt),
+                                             ("dtype", DtypeOpt), ("quiet", QuietOpt)])(fn)

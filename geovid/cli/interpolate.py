@@ -15,9 +15,14 @@ import typer
 from geovid.cli.batch import check_engine_options, config_options, run_cli_batch
 from geovid.cli.common import (
     AlphaOpt,
+    ConditioningOpt,
     DecodeStepsOpt,
+    DrawsOpt,
+    EstimatorOpt,
     FpsOpt,
+    InvertStepsOpt,
     LambdaOpt,
+    MaxCallsOpt,
     MetricOpt,
     PairsOpt,
     ResizeOpt,
@@ -40,30 +45,11 @@ InterpolateBaselinesOpt = Annotated[str, typer.Option("--baselines", help="Comma
     "same settings: lerp, slerp (at least one).")]
 InterpolatePerceptualOpt = Annotated[str, typer.Option("--perceptual", help="Perceptual distance: auto (LPIPS when its "
     "weights are local, else SSIM), lpips or ssim.")]
-InterpolateMaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", help="Network-call budget of the solve "
-    "(default 150 for the geovid solver).",
-    show_default=False)]
 InterpolateStartsOpt = Annotated[int | None, typer.Option("--starts", help="Extra starts of the solve: K bent copies of the "
     "slerp solved in one batch, the shortest kept; --max-calls applies "
     "to each (default 0, docs/benchmarks.md).",
     show_default=False)]
 
-# Options of issue #13 (docs/interpolation.md, "Defaults and why", "Conditioning").
-InterpolateEstimatorOpt = Annotated[str | None, typer.Option("--estimator", help="Score estimator: contrast (default, "
-    "with the model's negative prompt) or eps (docs/method.md §2).", show_default=False)]
-InterpolateDrawsOpt = Annotated[int | None, typer.Option("--draws", help="(τ, ε₀) draws per point of the contrast "
-    "estimator (default 1).", show_default=False)]
-InterpolateConditioningOpt = Annotated[str | None, typer.Option("--conditioning", help="invert (default without "
-    "--prompt: prompt embeddings inverted from A and B, blended along the path) or prompt (the text prompt).",
-    show_default=False)]
-InvertStepsOpt = Annotated[int | None, typer.Option("--invert-steps", help="Steps of the prompt-embedding inversion "
-    "(default 20, or the run's).", show_default=False)]
-ExtrapolateEstimatorOpt = Annotated[str | None, typer.Option("--estimator", help="contrast (default, or the run's) "
-    "or eps.", show_default=False)]
-ExtrapolateDrawsOpt = Annotated[int | None, typer.Option("--draws", help="(τ, ε₀) draws per point of the contrast "
-    "estimator (default 1, or the run's).", show_default=False)]
-ExtrapolateConditioningOpt = Annotated[str | None, typer.Option("--conditioning", help="invert (default without "
-    "--prompt; a run's inverted conditions are reused) or prompt.", show_default=False)]
 
 
 @run_options(engine=True)
@@ -80,15 +66,15 @@ def interpolate(
     lam: LambdaOpt = 1000.0,
     solver: Annotated[str, typer.Option("--solver", help="geovid (default) or reference (the published "
                                         "schedule, docs/method.md §5).")] = "geovid",
-    estimator: InterpolateEstimatorOpt = None,
-    draws: InterpolateDrawsOpt = None,
-    conditioning: InterpolateConditioningOpt = None,
+    estimator: EstimatorOpt = None,
+    draws: DrawsOpt = None,
+    conditioning: ConditioningOpt = None,
     invert_steps: InvertStepsOpt = None,
     uniform: Annotated[bool, typer.Option("--uniform/--no-uniform", help="Perceptually uniform re-timing of every "
                                           "method (docs/method.md §8).")] = True,
     baselines: InterpolateBaselinesOpt = "lerp,slerp",
     perceptual: InterpolatePerceptualOpt = "auto",
-    max_calls: InterpolateMaxCallsOpt = None,
+    max_calls: MaxCallsOpt = None,
     starts: InterpolateStartsOpt = None,
     decode_steps: DecodeStepsOpt = None,
     resize: ResizeOpt = "center-crop",
@@ -192,9 +178,9 @@ def extrapolate(
     metric: Annotated[str | None, typer.Option("--metric", help="density (default) or score.",
                                                show_default=False)] = None,
     lam: LambdaOpt = 1000.0,
-    estimator: ExtrapolateEstimatorOpt = None,
-    draws: ExtrapolateDrawsOpt = None,
-    conditioning: ExtrapolateConditioningOpt = None,
+    estimator: EstimatorOpt = None,
+    draws: DrawsOpt = None,
+    conditioning: ConditioningOpt = None,
     invert_steps: InvertStepsOpt = None,
     decode_steps: DecodeStepsOpt = None,
     resize: ResizeOpt = "center-crop",

@@ -11,12 +11,22 @@ from typing import Annotated, Any
 
 import typer
 
-from geovid.cli.common import DeviceOpt, DtypeOpt, ModelOpt, QuietOpt, RichProgress, SeedOpt, user_errors
+from geovid.cli.common import (
+    DeviceOpt,
+    ModelArgs,
+    ModelOpt,
+    QuietOpt,
+    RichProgress,
+    SeedOpt,
+    model_options,
+    user_errors,
+)
 
 model_app = typer.Typer(help="Inspect and evaluate diffusion models (the bundled tiny SD, SD2, any SD folder).",
                         no_args_is_help=True)
 
 
+@model_options
 def sample(
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text prompt, e.g. \"a red sphere left of a "
                                         "blue cube\" (the bundled model knows the world's caption words).")],
@@ -28,18 +38,13 @@ def sample(
                                                  "unconditional branch).")] = None,
     upscale: Annotated[int, typer.Option("--upscale", help="Also write copies enlarged this many times "
                                          "(nearest neighbour; 1 = none).")] = 1,
-    seed: SeedOpt = 0,
-    model: ModelOpt = None,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "fp32",
-    quiet: QuietOpt = False,
+    opts: ModelArgs = ModelArgs(),
 ) -> None:
     """Text-to-image samples (DDIM, classifier-free guidance); prints the paths of the written PNGs.
 
     Example: geovid sample --prompt "a large red sphere left of a small blue cube" --n 4 --out samples/
     """
     with user_errors():
-        from geovid.backbones.loader import load_backbone
         from geovid.errors import InputError
         from geovid.model.sampling import sample_images, save_images
 
@@ -49,9 +54,9 @@ def sample(
             raise InputError(f"--steps must be at least 1, got {steps}")
         if upscale < 1:
             raise InputError(f"--upscale must be at least 1, got {upscale}")
-        bb = load_backbone(model, device=None if device == "auto" else device, dtype=dtype)
-        with RichProgress(quiet) as prog:
-            images = sample_images(bb, prompt, n=n, steps=steps, guidance=guidance, seed=seed,
+        bb = opts.load()
+        with RichProgress(opts.quiet) as prog:
+            images = sample_images(bb, prompt, n=n, steps=steps, guidance=guidance, seed=opts.seed,
                                    negative_prompt=negative,
                                    progress=lambda i, total: prog("sample", i, total, {}))
         for path in save_images(images, out, stem="sample", upscale=upscale):
@@ -86,28 +91,24 @@ def model_info(
 
 
 @model_app.command("evaluate")
+@model_options
 def model_evaluate(
     out: Annotated[Path, typer.Option("--out", help="JSON file for the numbers.")] = Path("model-eval.json"),
     n: Annotated[int, typer.Option("--n", help="Held-out scenes per measurement.")] = 100,
     guidance: Annotated[float, typer.Option("--guidance", "-g", help="CFG scale of the text-to-image test.")] = 5.0,
     steps: Annotated[int, typer.Option("--steps", help="DDIM steps (50 as in docs/method.md §1).")] = 50,
     noise_level: Annotated[float, typer.Option("--noise-level", help="ν of the inversion round trip.")] = 0.6,
-    seed: SeedOpt = 0,
-    model: ModelOpt = None,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "fp32",
-    quiet: QuietOpt = False,
+    opts: ModelArgs = ModelArgs(),
 ) -> None:
     """Quality on held-out world scenes (docs/model.md): VAE PSNR, invert→denoise PSNR at ν, sample plausibility
     and caption colours (by object count), artefact awareness of the negative prompt, path smoothness of
     inverted clips."""
     with user_errors():
-        from geovid.backbones.loader import load_backbone
         from geovid.model.evaluate import evaluate
 
-        bb = load_backbone(model, device=None if device == "auto" else device, dtype=dtype)
-        with RichProgress(quiet) as prog:
-            res = evaluate(bb, n=n, guidance=guidance, steps=steps, noise_level=noise_level, seed=seed,
+        bb = opts.load()
+        with RichProgress(opts.quiet) as prog:
+            res = evaluate(bb, n=n, guidance=guidance, steps=steps, noise_level=noise_level, seed=opts.seed,
                            progress=prog)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=2))

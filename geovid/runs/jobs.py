@@ -73,6 +73,36 @@ class PhasedJob(Protocol):
     def outputs(self) -> list[str]: ...
 
 
+class Job:
+    """What the phased jobs share (a base for :class:`PhasedJob` implementations): the run, the progress callback, the
+    backbone once a phase has loaded it, the call counter the runner sets, and the outputs the last phase lists."""
+
+    def __init__(self, run: Run, progress: ProgressFn) -> None:
+        self.run = run
+        self.progress = progress
+        self.backbone: Backbone | None = None
+        self.calls: CallCounter | None = None
+        self.required: list[str] = []
+
+    def phases(self) -> Iterable[Phase]:
+        raise NotImplementedError
+
+    def outputs(self) -> list[str]:
+        """The outputs :meth:`Run.complete` checks (the last phase lists them in ``required``)."""
+        return self.required
+
+    @property
+    def bb(self) -> Backbone:
+        """The loaded backbone."""
+        assert self.backbone is not None, "no phase has loaded the model yet"
+        return self.backbone
+
+    def counted(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` with the run's call count brought up to date afterwards (see :meth:`CallCounter.counted`)."""
+        assert self.calls is not None, "the runner counts calls from the phase that loads the model on"
+        return self.calls.counted(fn)
+
+
 def with_cancel(progress: ProgressFn | None, cancel: threading.Event | None) -> ProgressFn:
     """A progress callback that raises :class:`Cancelled` once ``cancel`` is set, then forwards to ``progress``."""
     inner = progress or null_progress
@@ -244,4 +274,4 @@ def run_job(kind: str, config: Mapping[str, Any], options: RunOptions, inputs: l
     return run.path
 
 
-__all__ = ["CallCounter", "Phase", "PhasedJob", "execute", "find_previous", "open_run", "run_job", "with_cancel"]
+__all__ = ["CallCounter", "Job", "Phase", "PhasedJob", "execute", "find_previous", "open_run", "run_job", "with_cancel"]

@@ -13,19 +13,8 @@ from typing import Any
 
 from geovid.errors import InputError
 from geovid.runs.options import SequenceOptions
+from geovid.tasks import sequence
 from geovid.tasks.extrapolation_source import Source, classify
-from geovid.tasks.sequence import (
-    DEFAULT_DRAWS,
-    DEFAULT_ESTIMATOR,
-    check_alpha,
-    check_draws,
-    check_estimator,
-    check_invert_steps,
-    check_metric,
-    check_noise_level,
-    check_output_options,
-    resolve_conditioning,
-)
 
 #: The initial tangent from two images: the end tangent of the slerp A→B or of a short geodesic (BVP).
 TANGENTS = ("slerp", "geodesic")
@@ -95,14 +84,14 @@ class ExtrapolationConfig(SequenceOptions):
         src = classify(self.inputs, self.from_run)
         self._check_shot()
         nu = self.noise_level if self.noise_level is not None else float(src.run_meta.get("noise_level", 0.6))
-        check_noise_level(nu)
+        sequence.check_noise_level(nu)
         if src.kind == "run" and "noise_level" in src.run_meta and abs(nu - float(src.run_meta["noise_level"])) > 1e-12:
             raise InputError(f"run {src.paths[0].name} lives at noise level {src.run_meta['noise_level']}; "
                              f"--noise-level {nu} cannot continue it")
         model = self._model(src)
         score = self._score_options(src)
         conditioning, invert_steps = self._conditioning(src)
-        decode_steps = check_output_options(self.decode_steps, self.resize, self.fps)
+        decode_steps = sequence.check_output_options(self.decode_steps, self.resize, self.fps)
         out = dataclasses.replace(
             self, step_size=float(self.step_size), substeps=int(self.substeps), noise_level=float(nu), model=model,
             prompt=self.prompt if self.prompt is not None else str(src.run_meta.get("prompt") or ""),
@@ -145,10 +134,10 @@ class ExtrapolationConfig(SequenceOptions):
     def _score_options(self, src: Source) -> dict[str, Any]:
         """Estimator, metric, α, λ and draws: as given, else a source run's, else the defaults."""
         run_cfg = src.run_config
-        estimator = self.estimator or str(run_cfg.get("estimator") or DEFAULT_ESTIMATOR)
-        check_estimator(estimator, estimator)
+        estimator = self.estimator or str(run_cfg.get("estimator") or sequence.DEFAULT_ESTIMATOR)
+        sequence.check_estimator(estimator, estimator)
         metric = self.metric or str(run_cfg.get("metric") or "density")
-        check_metric(metric)
+        sequence.check_metric(metric)
         alpha: float | None
         if self.alpha is not None:
             alpha = float(self.alpha)
@@ -156,9 +145,9 @@ class ExtrapolationConfig(SequenceOptions):
             alpha = float(run_cfg["alpha"])
         else:
             alpha = None  # the rule of docs/method.md §3.7, for the ray of the shot
-        check_alpha(alpha, self.alpha)
-        draws = self.draws if self.draws is not None else (run_cfg.get("draws") or DEFAULT_DRAWS)
-        check_draws(draws, self.draws, estimator)
+        sequence.check_alpha(alpha, self.alpha)
+        draws = self.draws if self.draws is not None else (run_cfg.get("draws") or sequence.DEFAULT_DRAWS)
+        sequence.check_draws(draws, self.draws, estimator)
         return {"estimator": estimator, "metric": metric, "alpha": alpha,
                 "lam": float(self.lam) if metric == "score" else self.lam,
                 "draws": draws if estimator == "contrast" else None}
@@ -172,12 +161,12 @@ class ExtrapolationConfig(SequenceOptions):
         if src.kind == "run" and self.conditioning is None:
             conditioning = str(run_cfg.get("conditioning") or "prompt")
         else:
-            conditioning = resolve_conditioning(self.conditioning, self.prompt)
+            conditioning = sequence.resolve_conditioning(self.conditioning, self.prompt)
         if src.kind == "run" and conditioning == "invert" and run_cfg.get("conditioning") != "invert":
             raise InputError(f"run {src.paths[0].name} has no inverted conditions; use --conditioning prompt")
         invert_steps = self.invert_steps if self.invert_steps is not None else int(
             run_cfg.get("invert_steps") or DEFAULT_INVERT_STEPS)
-        check_invert_steps(invert_steps, self.invert_steps)
+        sequence.check_invert_steps(invert_steps, self.invert_steps)
         return conditioning, invert_steps if conditioning == "invert" and src.kind != "run" else None
 
     def manifest_config(self) -> dict[str, Any]:

@@ -14,7 +14,8 @@ import torch
 
 from geovid.errors import InputError
 from geovid.progress import ProgressFn
-from geovid.runs.jobs import CallCounter, Phase
+from geovid.runs.jobs import Job, Phase
+from geovid.runs.state import State
 from geovid.runs.store import Run
 from geovid.tasks.extrapolation_config import TANGENT_BVP_CALLS, ExtrapolationConfig
 from geovid.tasks.sequence import invert_frames, sequence_alpha
@@ -23,22 +24,16 @@ if TYPE_CHECKING:
     from geovid.backbones.base import Backbone
     from geovid.geometry.metrics import Metric
 
-#: A phase's state: its tensors and a JSON-able dict (saved by the runner as ``state/<phase>.safetensors``).
-State = tuple[dict[str, Any], dict[str, Any]]
 
 
-class ExtrapolationJob:
+class ExtrapolationJob(Job):
     """One extrapolation run, phase by phase."""
 
     def __init__(self, cfg: ExtrapolationConfig, run: Run, progress: ProgressFn) -> None:
+        super().__init__(run, progress)
         self.cfg = cfg
         self.src = cfg.source
-        self.run = run
-        self.progress = progress
         self.tangent = cfg.shot_tangent
-        self.backbone: Backbone | None = None
-        self.calls: CallCounter | None = None
-        self.required: list[str] = []
 
     def phases(self) -> Iterator[Phase]:
         """The phases in order; the score is made once the given points are known (after ``encode``, also when
@@ -50,16 +45,6 @@ class ExtrapolationJob:
         self._plan_decode()
         yield Phase("decode", self.decode, self._restore_decode, state=True)
         yield Phase("write", self.write)
-
-    def outputs(self) -> list[str]:
-        """The outputs :meth:`Run.complete` checks (known once ``write`` has run)."""
-        return self.required
-
-    @property
-    def bb(self) -> Backbone:
-        """The loaded backbone."""
-        assert self.backbone is not None, "the load phase has not run"
-        return self.backbone
 
     # ------------------------------------------------------------------ load, encode
 

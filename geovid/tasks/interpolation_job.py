@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from geovid.progress import ProgressFn
-from geovid.runs.jobs import CallCounter, Phase
+from geovid.runs.jobs import Job, Phase
+from geovid.runs.state import State
 from geovid.runs.store import Run
 from geovid.tasks.interpolation_config import InterpolationConfig
 from geovid.tasks.retiming import chord_times, retime, reused_frame
@@ -24,25 +25,19 @@ if TYPE_CHECKING:
     from geovid.backbones.base import Backbone
     from geovid.geometry.metrics import Metric
 
-#: A phase's state: its tensors and a JSON-able dict (saved by the runner as ``state/<phase>.safetensors``).
-State = tuple[dict[str, Any], dict[str, Any]]
 #: A method's sequence: points, times t and frames.
 Frames = tuple[torch.Tensor, torch.Tensor, np.ndarray]
 
 
-class InterpolationJob:
+class InterpolationJob(Job):
     """One interpolation run, phase by phase (see :mod:`geovid.tasks.interpolate`)."""
 
     def __init__(self, cfg: InterpolationConfig, run: Run, progress: ProgressFn, paths: tuple[Path, Path]) -> None:
+        super().__init__(run, progress)
         self.cfg = cfg
-        self.run = run
-        self.progress = progress
         self.paths = paths
         self.n = int(cfg.frames)
         self.methods = ["geodesic", *cfg.baselines]
-        self.backbone: Backbone | None = None
-        self.calls: CallCounter | None = None
-        self.required: list[str] = []
 
     def phases(self) -> Iterator[Phase]:
         """The phases in order. The steps between them (placing the endpoints, the baselines, the re-timed
@@ -58,16 +53,6 @@ class InterpolationJob:
             yield Phase("uniform", self.make_uniform, self._restore_uniform, state=True)
         yield Phase("measure", self.measure)
         yield Phase("write", self.write)
-
-    def outputs(self) -> list[str]:
-        """The outputs :meth:`Run.complete` checks (known once ``write`` has run)."""
-        return self.required
-
-    @property
-    def bb(self) -> Backbone:
-        """The loaded backbone."""
-        assert self.backbone is not None, "the load phase has not run"
-        return self.backbone
 
     # ------------------------------------------------------------------ load, encode
 
