@@ -48,8 +48,12 @@ def system_opener(path: Path) -> str | None:
 
 
 def _warm_imports() -> None:
-    """Import pandas in the background so that opening the first run does not stall the UI."""
+    """Import pandas and torch (the job form's choices come from the library's registries) in the background so
+    that opening the first run or the job form does not stall the UI."""
     import pandas  # noqa: F401
+
+    import geovid.geometry.estimators
+    import geovid.geometry.metrics  # noqa: F401
 
 
 class GeovidApp(App[None]):

@@ -21,6 +21,9 @@ TANGENTS = ("slerp", "geodesic")
 #: Network-call budget of the short BVP that gives the geodesic tangent between two images.
 TANGENT_BVP_CALLS = 60
 
+#: Most RK4 steps of a shot (the TUI's job form takes its bound from here).
+MAX_STEPS = 10000
+
 
 @dataclass(frozen=True)
 class ExtrapolationConfig(SequenceOptions):
@@ -104,8 +107,8 @@ class ExtrapolationConfig(SequenceOptions):
         """The options of the shot itself."""
         if not isinstance(self.steps, int) or self.steps < 1:
             raise InputError(f"--steps must be at least 1, got {self.steps}")
-        if self.steps > 10000:
-            raise InputError(f"--steps must be at most 10000, got {self.steps}")
+        if self.steps > MAX_STEPS:
+            raise InputError(f"--steps must be at most {MAX_STEPS}, got {self.steps}")
         if not (math.isfinite(self.step_size) and self.step_size > 0):
             raise InputError(f"--step-size must be positive, got {self.step_size}")
         if self.decode_every < 1:

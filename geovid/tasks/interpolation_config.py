@@ -38,6 +38,9 @@ DEFAULT_STARTS = 0
 #: ``decode_steps``), so they are decoded coarser to save time (docs/interpolation.md, "Timings").
 PREVIEW_DECODE_STEPS = 4
 
+#: Most frames of an interpolation (the TUI's job form takes its bound from here).
+MAX_FRAMES = 1025
+
 
 def parse_baselines(value: Any) -> list[str]:
     """``"lerp,slerp"``, a list, or ``""``/``"none"`` → validated list of baseline names (order kept)."""
@@ -128,8 +131,8 @@ class InterpolationConfig(SequenceOptions):
         if not isinstance(self.frames, int) or self.frames < 3:
             raise InputError(f"--frames must be at least 3 (got {self.frames}): a path needs one point between A "
                              "and B")
-        if self.frames > 1025:
-            raise InputError(f"--frames must be at most 1025 (got {self.frames})")
+        if self.frames > MAX_FRAMES:
+            raise InputError(f"--frames must be at most {MAX_FRAMES} (got {self.frames})")
         nu = check_noise_level(self.noise_level)
         estimator = self.estimator or DEFAULT_ESTIMATOR  # None (e.g. from the TUI): the default
         check_estimator(estimator, self.estimator)

@@ -77,9 +77,13 @@ def parse_form(kind: str, values: dict[str, str], cwd: Path | None = None) -> di
         options[field] = value
 
     if kind == "extrapolation":
-        number("steps", int, 1, 100000)
+        from geovid.tasks.extrapolation_config import MAX_STEPS
+
+        number("steps", int, 1, MAX_STEPS)
     else:
-        number("frames", int, MIN_FRAMES, 10000)
+        from geovid.tasks.interpolation_config import MAX_FRAMES
+
+        number("frames", int, MIN_FRAMES, MAX_FRAMES if kind == "interpolation" else 10000)
     number("noise_level", float, 0.0, 1.0, optional=True)
     number("alpha", float, 0.0, None, optional=True)
     number("seed", int, 0, None)

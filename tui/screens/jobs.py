@@ -57,7 +57,10 @@ class NewJobScreen(Screen[None]):
         self.kind = kind
 
     def compose(self) -> ComposeResult:
-        """The form rows."""
+        """The form rows (the metric and estimator choices from the library's registries)."""
+        from geovid.geometry.estimators import ESTIMATORS
+        from geovid.geometry.metrics import METRICS
+
         d = DEFAULTS[self.kind]
         yield Static(f"new job · runs go to {self.app.runs_dir}", classes="title-bar")
         with VerticalScroll(id="form"):
@@ -85,11 +88,11 @@ class NewJobScreen(Screen[None]):
                             compact=True)
             with Horizontal(classes="row"):
                 yield Label("metric")
-                yield Select([("default", "default"), ("density", "density"), ("score", "score")],
+                yield Select([("default", "default"), *((k, k) for k in METRICS)],
                              value=d["metric"], allow_blank=False, id="metric", compact=True)
             with Horizontal(classes="row"):
                 yield Label("estimator")
-                yield Select([("default", "default"), ("eps", "eps"), ("contrast", "contrast")],
+                yield Select([("default", "default"), *((k, k) for k in ESTIMATORS if k != "exact")],
                              value=d["estimator"], allow_blank=False, id="estimator", compact=True)
             with Horizontal(classes="row"):
                 yield Label("name")
