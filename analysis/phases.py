@@ -239,6 +239,8 @@ class AnalysisJob(Job):
         infos: dict[str, Any] = {}
         for k, (name, x) in enumerate(starts.items()):
             out[name], infos[name] = self._solve_one(k, name, x, budget, len(starts))
+        total = budget * len(starts)  # the solves may stop before their budgets: the bar ends full
+        self.progress("solve", total, total, {"calls": sum(int(i["network_calls"]) for i in infos.values())})
         self.solve_info = {**infos["video"], "controls": {k: v for k, v in infos.items() if k != "video"}}
         self._save("optimised.safetensors", {"path": out["video"], **{k: v for k, v in out.items() if k != "video"}})
         self.run.write_json("solve.json", self.solve_info)
