@@ -23,7 +23,6 @@ restored from them instead of being run again (its network calls are not repeate
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,10 +129,8 @@ class AnalysisJob(Job):
     def _load_model(self) -> None:
         from geovid.backbones.loader import load_backbone, model_name
 
-        t0 = time.perf_counter()
         self.progress("model", 0, 1, {"model": model_name(self.cfg.model)})
         self.backbone = load_backbone(self.cfg.model, device=self.cfg.device, dtype=self.cfg.dtype)
-        self.run.manifest["timings"]["load_model"] = round(time.perf_counter() - t0, 4)
         self.progress("model", 1, 1, {"model": self.bb.name})
 
     # ------------------------------------------------------------------ encode
