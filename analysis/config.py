@@ -16,13 +16,11 @@ from typing import Any
 
 from geovid.errors import InputError
 from geovid.runs.files import to_jsonable
-from geovid.runs.options import RESIZE_POLICIES, RunOptions
+from geovid.runs.options import CONDITIONINGS, RESIZE_POLICIES, RunOptions
 
 #: Default solver budget: network calls per frame (``max_calls = CALLS_PER_FRAME × frames``); the solver takes
 #: single-draw contrast steps (2 calls per interior point), so 100 per frame is ~55 iterations (docs/analysis.md).
 CALLS_PER_FRAME = 100
-#: ``invert``: one prompt embedding shared by all frames, inverted from them; ``prompt``: the prompt as given.
-CONDITIONINGS = ("invert", "prompt")
 
 
 @dataclass(frozen=True)
@@ -118,7 +116,7 @@ class AnalysisConfig(RunOptions):
 
     def _resolve(self) -> AnalysisConfig:
         """Validate the options (one InputError, naming the option); the config needs no defaults filled in."""
-        from geovid.geometry.estimators import ESTIMATORS
+        from geovid.geometry.estimators import MODEL_ESTIMATORS
         from geovid.geometry.metrics import METRICS
 
         if not self.clips:
@@ -134,9 +132,8 @@ class AnalysisConfig(RunOptions):
             raise InputError(f"--alpha must be a positive number, got {self.alpha}")
         if self.metric not in METRICS:
             raise InputError(f"--metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
-        estimators = [k for k in ESTIMATORS if k != "exact"]  # exact needs an analytic model
-        if self.estimator not in estimators:
-            raise InputError(f"--estimator must be one of {', '.join(estimators)}, got {self.estimator!r}")
+        if self.estimator not in MODEL_ESTIMATORS:
+            raise InputError(f"--estimator must be one of {', '.join(MODEL_ESTIMATORS)}, got {self.estimator!r}")
         if not (math.isfinite(float(self.lam)) and float(self.lam) > 0):
             raise InputError(f"--lambda must be a positive number, got {self.lam}")
         if not (math.isfinite(float(self.delta)) and float(self.delta) > 0):
@@ -146,7 +143,7 @@ class AnalysisConfig(RunOptions):
         if isinstance(self.draws, bool) or int(self.draws) < 1:
             raise InputError(f"--draws must be at least 1, got {self.draws}")
         if self.conditioning not in CONDITIONINGS:
-            raise InputError(f"--conditioning must be invert or prompt, got {self.conditioning!r}")
+            raise InputError(f"--conditioning must be {' or '.join(CONDITIONINGS)}, got {self.conditioning!r}")
         if isinstance(self.invert_steps, bool) or int(self.invert_steps) < 1:
             raise InputError(f"--invert-steps must be at least 1, got {self.invert_steps}")
         if self.trust is not None and not (math.isfinite(float(self.trust)) and float(self.trust) >= 0):

@@ -138,6 +138,8 @@ ESTIMATORS: dict[str, Callable[..., ScoreEstimator]] = {
     "contrast": ContrastEstimator,
     "exact": ExactEstimator,
 }
+#: The estimators a job on a diffusion model may use (``exact`` needs an analytic backbone).
+MODEL_ESTIMATORS: tuple[str, ...] = tuple(k for k in ESTIMATORS if k != "exact")
 
 
 def make_estimator(name: str, backbone: Backbone, t: int, cond: Condition = "", seed: int = 0,

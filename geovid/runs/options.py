@@ -25,6 +25,9 @@ from typing import Any, TypeVar
 
 #: How inputs of another size are brought to the model's resolution (geovid.media.images.fit_to_resolution).
 RESIZE_POLICIES = ("center-crop", "pad", "stretch")
+#: How a job conditions the model (docs/method.md §1.4, §2.2): ``invert`` (prompt embeddings inverted from the input
+#: frames) or ``prompt`` (the text prompt as given).
+CONDITIONINGS = ("invert", "prompt")
 
 _R = TypeVar("_R", bound="Resolvable")
 
@@ -91,4 +94,4 @@ class SequenceOptions(RunOptions):
     """Frame rate of anim.gif and video.mp4."""
 
 
-__all__ = ["RESIZE_POLICIES", "Resolvable", "RunOptions", "SequenceOptions"]
+__all__ = ["CONDITIONINGS", "RESIZE_POLICIES", "Resolvable", "RunOptions", "SequenceOptions"]

@@ -105,7 +105,8 @@ class ExtrapolationJob(Job):
             self.cond_last = tensors["cond_last"].to(self.bb.device, self.bb.dtype)
 
     def _make_score(self) -> None:
-        """The sphere, the given points on it, the condition field c(x), the score and a provisional metric."""
+        """The sphere, the given points on it, the condition field c(x) and the score (the metric is made in
+        ``shoot``: α's rule depends on the ray)."""
         from geovid.geometry.paths import Sphere
         from geovid.tasks.common import ConditionField, field_estimator
 
@@ -122,9 +123,6 @@ class ExtrapolationJob(Job):
         self.field = ConditionField(self.cond_first, self.cond_last, self.context[0], self.context[-1])
         self.score = field_estimator(cfg.estimator, self.bb, self.t, self.field, seed=cfg.seed,
                                      draws=int(cfg.draws or 1))
-        # A provisional metric, used only by the tangent BVP of --tangent geodesic (α by the rule on the chord A→B);
-        # the shot's own α is set in shoot().
-        self._set_alpha(cfg.alpha, None, chord_rule=self.tangent == "geodesic")
 
     def _set_alpha(self, alpha: float | None, rule: dict[str, Any] | None, chord_rule: bool = False) -> None:
         from geovid.geometry.metrics import make_metric
@@ -155,6 +153,9 @@ class ExtrapolationJob(Job):
             if d == 0:
                 raise InputError("A and B are the same point; there is no motion to continue")
             if self.tangent == "geodesic":
+                # The tangent BVP's metric: α as given, else by the rule on the chord A→B (the shot's own α is
+                # set after, for its ray).
+                self._set_alpha(self.cfg.alpha, None, chord_rule=True)
                 x0 = initial_path(ctx[0], ctx[1], 9, self.sphere)
                 bvp = solve_bvp(x0, self.score, self.metric, self.sphere, seed=self.cfg.seed,
                                 max_calls=TANGENT_BVP_CALLS, mode="free", progress=self.progress)
@@ -185,6 +186,8 @@ class ExtrapolationJob(Job):
             torch.manual_seed(cfg.seed)
             cal = calibrate_alpha_ray(self.score, self.context[-1], v0, cfg.steps * cfg.step_size * d, self.sphere)
             self._set_alpha(cal.alpha, cal.to_dict())
+        else:
+            self._set_alpha(float(cfg.alpha), None)
         torch.manual_seed(cfg.seed)
         k = cfg.substeps
         res = solve_ivp(self.context[-1], v0, self.score, self.metric, self.sphere, steps=cfg.steps * k,

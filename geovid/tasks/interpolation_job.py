@@ -6,7 +6,7 @@ The outputs (``write``) are :mod:`geovid.tasks.interpolation_outputs`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from geovid.tasks.sequence import invert_frames, sequence_alpha
 
 if TYPE_CHECKING:
     from geovid.backbones.base import Backbone
+    from geovid.geometry import ScoreFn
     from geovid.geometry.metrics import Metric
 
 #: A method's sequence: points, times t and frames.
@@ -268,9 +269,11 @@ class InterpolationJob(Job):
 
         self.uniform_at: dict[str, np.ndarray] = {}
         self.retimed: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.raw_dists: dict[str, np.ndarray] = {}  # the first pass's distances, reported as "before uniform"
         for m in self.methods:
             pts, tt, frames = self.raw[m]
-            self.uniform_at[m] = uniform_positions(consecutive_distances(frames, self.distance))
+            self.raw_dists[m] = consecutive_distances(frames, self.distance)
+            self.uniform_at[m] = uniform_positions(self.raw_dists[m])
             self.retimed[m] = retime(pts, tt, self.uniform_at[m], spherical=(m != "lerp" and self.sphere.on))
 
     def make_uniform(self) -> State:
@@ -310,8 +313,7 @@ class InterpolationJob(Job):
 
         self.measures: dict[str, Any] = {}
         self.dists: dict[str, np.ndarray] = {}
-        self.raw_dists: dict[str, np.ndarray] = {}
-        score_fn: Callable[[torch.Tensor], torch.Tensor] | None = self.score if self.metric.needs_hvp else None
+        score_fn: ScoreFn | None = self.score if self.metric.needs_hvp else None
         frame_t = torch.linspace(0, 1, self.n, dtype=torch.float64)
         for i, m in enumerate(self.methods):
             pts = self.final[m][0]
@@ -320,9 +322,9 @@ class InterpolationJob(Job):
             s = self.score(pts)
             self.measures[m] = path_measures(pts, s, self.metric, self.sphere, times=frame_t, score_fn=score_fn)
             self.dists[m] = consecutive_distances(self.final[m][2], self.distance)
-            self.raw_dists[m] = (consecutive_distances(self.raw[m][2], self.distance) if self.cfg.uniform
-                                 else self.dists[m])
             self.progress("measure", i + 1, len(self.methods), {"method": m})
+        if not self.cfg.uniform:  # no re-timing: the frames before it are the final ones
+            self.raw_dists = self.dists
         self.ppl = {m: ppl_pdv(self.dists[m]) for m in self.methods}
 
     def write(self) -> None:

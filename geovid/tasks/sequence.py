@@ -9,7 +9,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from geovid.errors import InputError
-from geovid.runs.options import RESIZE_POLICIES
+from geovid.runs.options import CONDITIONINGS, RESIZE_POLICIES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,9 +26,6 @@ SEQUENCE_ALPHA = {"eps": 0.002, "contrast": 0.002}
 DEFAULT_ESTIMATOR = "contrast"
 #: Default (τ, ε₀) draws per point of the contrast estimator (docs/method.md §2.2).
 DEFAULT_DRAWS = 1
-#: Conditioning modes: ``invert`` (per-endpoint prompt-embedding inversion, blended along the path) or
-#: ``prompt`` (the text prompt(s) as given). ``None`` (auto): ``invert`` unless a prompt is given.
-CONDITIONINGS = ("invert", "prompt")
 #: Default DDIM steps when decoding frames from t_ν (30 = the full 50-step grid below t = 581).
 DEFAULT_DECODE_STEPS = 10
 
@@ -39,7 +36,8 @@ def sequence_alpha(estimator: str) -> float:
 
 
 def resolve_conditioning(conditioning: str | None, prompt: str | None, prompt_b: str | None = None) -> str:
-    """``invert`` or ``prompt``: the given mode, else ``prompt`` when the user gave a prompt, else ``invert``."""
+    """``invert`` or ``prompt`` (:data:`CONDITIONINGS`): the given mode, else ``prompt`` when the user gave a prompt,
+    else ``invert``."""
     if conditioning is None:
         return "prompt" if (prompt or prompt_b) else "invert"
     if conditioning not in CONDITIONINGS:
@@ -59,16 +57,18 @@ def check_noise_level(nu: Any) -> float:
 
 def check_estimator(estimator: str, given: str | None) -> None:
     """``eps`` or ``contrast`` (the message names ``given``, the option as the user wrote it)."""
-    from geovid.geometry.estimators import ESTIMATORS
+    from geovid.geometry.estimators import MODEL_ESTIMATORS
 
-    if estimator not in ESTIMATORS or estimator == "exact":
-        raise InputError(f"unknown estimator {given!r}; choose from eps, contrast")
+    if estimator not in MODEL_ESTIMATORS:
+        raise InputError(f"unknown estimator {given!r}; choose from {', '.join(MODEL_ESTIMATORS)}")
 
 
 def check_metric(metric: str) -> None:
-    """``density`` or ``score``."""
-    if metric not in ("density", "score"):
-        raise InputError(f"unknown metric {metric!r}; choose from density, score")
+    """``density`` or ``score`` (the metrics' registry)."""
+    from geovid.geometry.metrics import METRICS
+
+    if metric not in METRICS:
+        raise InputError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
 
 
 def check_alpha(alpha: float | None, given: Any) -> None:

@@ -58,7 +58,7 @@ class NewJobScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         """The form rows (the metric and estimator choices from the library's registries)."""
-        from geovid.geometry.estimators import ESTIMATORS
+        from geovid.geometry.estimators import MODEL_ESTIMATORS
         from geovid.geometry.metrics import METRICS
 
         d = DEFAULTS[self.kind]
@@ -92,7 +92,7 @@ class NewJobScreen(Screen[None]):
                              value=d["metric"], allow_blank=False, id="metric", compact=True)
             with Horizontal(classes="row"):
                 yield Label("estimator")
-                yield Select([("default", "default"), *((k, k) for k in ESTIMATORS if k != "exact")],
+                yield Select([("default", "default"), *((k, k) for k in MODEL_ESTIMATORS)],
                              value=d["estimator"], allow_blank=False, id="estimator", compact=True)
             with Horizontal(classes="row"):
                 yield Label("name")
