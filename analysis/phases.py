@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from analysis import compare, controls, paths
@@ -75,7 +76,8 @@ class AnalysisJob(Job):
         yield Phase("measure", self._measure, self._restore_measure,
                     files=("per_frame.parquet", "measures.json", "controls.json"))
         if cfg.decode_optimised:
-            yield Phase("decode_optimised", self._decode_optimised, lambda: True, files=("optimised", "strip.png"))
+            yield Phase("decode_optimised", self._decode_optimised, self._restore_decoded,
+                        files=("optimised", "strip.png"))
         from analysis.report import write_report
 
         yield Phase("report", lambda: write_report(self))
@@ -179,7 +181,7 @@ class AnalysisJob(Job):
                    {"radius": repr(self.sphere.radius) if self.sphere.on else "none",
                     "median_step": repr(paths.median_step(self.x)), "control_orders": json.dumps(orders)})
         self.progress("paths", 1, 1, {"radius": self.sphere.radius or 0.0})
-        self._set_paths(self._load("paths.safetensors")[0])
+        self._set_paths(comp)
 
     def _restore_paths(self) -> None:
         data, meta = self._load("paths.safetensors")
@@ -333,9 +335,13 @@ class AnalysisJob(Job):
         else:
             imgs = self.counted(lambda: decode_points(bb, xo, self.t, c, steps=cfg.decode_steps, progress=dec_prog))
         self.run.write_frames("optimised", imgs)
+        self.decoded = np.asarray(imgs)
         scale = max(1, 128 // int(self.frames.shape[1]))
         self.run.write_image("strip.png", make_grid([list(self.frames), list(imgs)],
                                                     labels=["video", "optimised"], scale=scale))
+
+    def _restore_decoded(self) -> None:
+        self.decoded = read_frames(self.run.path / "optimised")
 
 
 __all__ = ["INVERSION_LR", "PLOTS", "AnalysisJob"]

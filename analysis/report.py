@@ -27,12 +27,11 @@ def _plots(job: AnalysisJob) -> None:
 
 def _reconstruction(job: AnalysisJob) -> dict[str, Any] | None:
     """PSNR of γ_o's decoded endpoints against the input frames (the round trip of docs/method.md §1)."""
-    if not (job.cfg.decode_optimised and (job.run.path / "optimised").is_dir()):
+    if not job.cfg.decode_optimised:
         return None
-    from geovid.runs.store import read_frames
     from geovid.tasks.latents import psnr
 
-    frames, dec = job.frames, read_frames(job.run.path / "optimised")
+    frames, dec = job.frames, job.decoded
     return {"first_psnr": psnr(frames[0], dec[0]), "last_psnr": psnr(frames[-1], dec[-1]),
             "note": "PSNR (dB) of the decoded endpoints of γ_o (= those of γ_v on the sphere) against "
                     "the input frames: the inversion/denoising round trip (docs/method.md §1)"}
