@@ -26,6 +26,15 @@ model_app = typer.Typer(help="Inspect and evaluate diffusion models (the bundled
                         no_args_is_help=True)
 
 
+
+def _at_least_one(**counts: int) -> None:
+    """One-line error for a count option below 1 (before the model is loaded)."""
+    from geovid.errors import InputError
+
+    for name, value in counts.items():
+        if value < 1:
+            raise InputError(f"--{name} must be at least 1, got {value}")
+
 @model_options
 def sample(
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text prompt, e.g. \"a red sphere left of a "
@@ -45,15 +54,9 @@ def sample(
     Example: geovid sample --prompt "a large red sphere left of a small blue cube" --n 4 --out samples/
     """
     with user_errors():
-        from geovid.errors import InputError
         from geovid.model.sampling import sample_images, save_images
 
-        if n < 1:
-            raise InputError(f"--n must be at least 1, got {n}")
-        if steps < 1:
-            raise InputError(f"--steps must be at least 1, got {steps}")
-        if upscale < 1:
-            raise InputError(f"--upscale must be at least 1, got {upscale}")
+        _at_least_one(n=n, steps=steps, upscale=upscale)
         bb = opts.load()
         with RichProgress(opts.quiet) as prog:
             images = sample_images(bb, prompt, n=n, steps=steps, guidance=guidance, seed=opts.seed,
@@ -105,7 +108,10 @@ def model_evaluate(
     inverted clips."""
     with user_errors():
         from geovid.model.evaluate import evaluate
+        from geovid.tasks.sequence import check_noise_level
 
+        _at_least_one(n=n, steps=steps)
+        check_noise_level(noise_level)
         bb = opts.load()
         with RichProgress(opts.quiet) as prog:
             res = evaluate(bb, n=n, guidance=guidance, steps=steps, noise_level=noise_level, seed=opts.seed,

@@ -141,6 +141,7 @@ class ExtrapolationConfig(SequenceOptions):
         sequence.check_estimator(estimator, estimator)
         metric = self.metric or str(run_cfg.get("metric") or "density")
         sequence.check_metric(metric)
+        sequence.check_lambda(self.lam)
         alpha: float | None
         if self.alpha is not None:
             alpha = float(self.alpha)

@@ -5,7 +5,6 @@ filled in), and the resolved options stored in the manifest (``manifest_config()
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from geovid.tasks.sequence import (
     check_draws,
     check_estimator,
     check_invert_steps,
+    check_lambda,
     check_metric,
     check_noise_level,
     check_output_options,
@@ -147,8 +147,7 @@ class InterpolationConfig(SequenceOptions):
         check_invert_steps(invert_steps, self.invert_steps)
         if conditioning == "invert" and self.prompt_b is not None:
             raise InputError("--prompt-b needs --conditioning prompt (inverted embeddings replace the prompts)")
-        if not (math.isfinite(self.lam) and self.lam > 0):
-            raise InputError(f"--lambda must be positive, got {self.lam}")
+        check_lambda(self.lam)
         baselines, perceptual = self._check_comparison()
         if self.max_calls is not None and self.max_calls < 1:
             raise InputError(f"--max-calls must be at least 1, got {self.max_calls}")

@@ -71,6 +71,12 @@ def check_metric(metric: str) -> None:
         raise InputError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
 
 
+def check_lambda(lam: float) -> None:
+    """λ of the score metric positive and finite."""
+    if not (math.isfinite(lam) and lam > 0):
+        raise InputError(f"--lambda must be positive, got {lam}")
+
+
 def check_alpha(alpha: float | None, given: Any) -> None:
     """α positive and finite, or ``None`` (the rule)."""
     if alpha is not None and not (math.isfinite(alpha) and alpha > 0):
@@ -130,5 +136,5 @@ def invert_frames(backbone: Backbone, images: np.ndarray, prompt: str, steps: in
 
 
 __all__ = ["CONDITIONINGS", "DEFAULT_DECODE_STEPS", "DEFAULT_DRAWS", "DEFAULT_ESTIMATOR", "RESIZE_POLICIES",
-           "SEQUENCE_ALPHA", "check_alpha", "check_draws", "check_estimator", "check_invert_steps", "check_metric",
+           "SEQUENCE_ALPHA", "check_alpha", "check_draws", "check_estimator", "check_invert_steps", "check_lambda", "check_metric",
            "check_noise_level", "check_output_options", "invert_frames", "resolve_conditioning", "sequence_alpha"]

@@ -145,6 +145,7 @@ def test_extrapolate_errors(pair: tuple[Path, Path], tmp_path: Path) -> None:
         (["extrapolate", a, b, "--step-size", "-1"], "--step-size must be positive"),
         (["extrapolate", a, b, "--decode-every", "0"], "--decode-every must be at least 1"),
         (["extrapolate", a, b, "--tangent", "spline"], "unknown tangent"),
+        (["extrapolate", a, b, "--metric", "score", "--lambda", "-1"], "--lambda must be positive"),
     ]
     for args, message in cases:
         err = one_line_error(runner.invoke(app, [*args, "--out", str(out)]))

@@ -72,6 +72,15 @@ def test_sample_rejects_bad_options(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "--dtype" in res.stderr
 
 
+def test_evaluate_rejects_bad_options_before_loading(tmp_path: Path) -> None:
+    for args, message in ((["--n", "0"], "--n must be at least 1, got 0"),
+                          (["--steps", "0"], "--steps must be at least 1, got 0"),
+                          (["--noise-level", "2"], "--noise-level must be in (0, 1], got 2.0")):
+        res = runner.invoke(app, ["model", "evaluate", *args, "--out", str(tmp_path / "e.json")])
+        assert res.exit_code == 2 and message in res.stderr, (args, res.output)
+    assert not (tmp_path / "e.json").exists()
+
+
 def test_train_smoke_builds_a_loadable_model(tmp_path: Path) -> None:
     """A few steps of both stages on the test-sized architecture; the result loads with the one loader."""
     out = tmp_path / "model"
